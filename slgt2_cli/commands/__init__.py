@@ -1,0 +1,1 @@
+"""CLI commands; importing this package registers each of them on `slgt2_cli.cli.app`."""

@@ -1,0 +1,71 @@
+"""Errors users can act on, and the one place that turns them into exit codes.
+
+Library code raises :class:`InputError` for anything caused by the user's files or options; the CLI prints
+its message as one line on stderr and exits with status 2. Anything else is an internal error (exit 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InputError(Exception):
+    """Bad input or bad usage: one clear line, exit status 2.
+
+    Give the file (``path``) when there is one, so the message names it.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None, hint: str | None = None):
+        self.path = Path(path) if path is not None else None
+        self.hint = hint
+        text = f"{self.path}: {message}" if self.path is not None else message
+        if hint:
+            text = f"{text} ({hint})"
+        super().__init__(text)
+
+
+def debug_enabled() -> bool:
+    """True when tracebacks were asked for (``--debug`` or ``SLGT2_DEBUG=1``)."""
+    return os.environ.get("SLGT2_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail(message: str, code: int) -> None:
+    import typer
+
+    if debug_enabled():
+        traceback.print_exc(file=sys.stderr)
+    print(f"slgt2: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def cli_errors(func: F) -> F:
+    """Decorate a CLI command so errors become one line and an exit status, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            _fail(str(exc), EXIT_INPUT)
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED)
+        except MemoryError:
+            _fail("out of memory (try a smaller --tile or --batch-size)", EXIT_INTERNAL)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if isinstance(exc, SystemExit) or type(exc).__module__.startswith(("click", "typer")):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]

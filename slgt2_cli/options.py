@@ -1,0 +1,23 @@
+"""Options shared by several commands, defined once so their names, defaults and help agree."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+DeviceOpt = Annotated[
+    str,
+    typer.Option("--device", help="Where to run: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
+TileOpt = Annotated[
+    Optional[int],
+    typer.Option("--tile", min=1, help="Tile size in pixels for sliding-window inference [default: the training patch]."),
+]
+StrideOpt = Annotated[
+    Optional[int],
+    typer.Option("--stride", min=1, help="Step between tiles in pixels [default: tile × 200/224, as in the paper]."),
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per forward pass.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
