@@ -1,0 +1,109 @@
+"""The class table: arbitrary label values (e.g. 1110) mapped to model classes 0..K-1, with names and colours."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from slgt2_cli.errors import InputError
+
+IGNORE_INDEX = -1
+"""Model-class value of pixels that are ignored in training and scoring (no data, unknown label values)."""
+
+_PALETTE = [
+    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
+    "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1",
+    "#000075", "#808080",
+]
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    value: int
+    name: str
+    color: str
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Ordered classes; model class ``i`` is ``classes[i]``."""
+
+    classes: tuple[ClassInfo, ...]
+
+    @classmethod
+    def from_list(cls, items: Sequence[dict[str, Any]], source: str | Path | None = None) -> "ClassTable":
+        """Build from ``[{"value": 1110, "name": ..., "color": "#rrggbb"}, ...]`` (name and colour optional)."""
+        if not isinstance(items, (list, tuple)) or not items:
+            raise InputError("the class table must be a non-empty JSON list of {value, name, color}", source)
+        out, seen = [], set()
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or "value" not in item:
+                raise InputError(f"class entry {i} has no 'value'", source)
+            try:
+                value = int(item["value"])
+            except (TypeError, ValueError):
+                raise InputError(f"class entry {i}: value {item['value']!r} is not an integer", source) from None
+            if value in seen:
+                raise InputError(f"class value {value} appears twice", source)
+            seen.add(value)
+            color = str(item.get("color") or _PALETTE[i % len(_PALETTE)])
+            if not (color.startswith("#") and len(color) == 7):
+                raise InputError(f"class {value}: colour {color!r} is not #rrggbb", source)
+            out.append(ClassInfo(value, str(item.get("name") or f"class {value}"), color))
+        return cls(tuple(out))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClassTable":
+        path = Path(path)
+        try:
+            items = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError("class table not found", path) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"not a readable JSON class table ({exc})", path) from None
+        return cls.from_list(items, path)
+
+    @classmethod
+    def default(cls, values: Sequence[int], names: Sequence[str] | None = None) -> "ClassTable":
+        names = names or [f"class {v}" for v in values]
+        return cls.from_list([{"value": int(v), "name": n} for v, n in zip(values, names)])
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [{"value": c.value, "name": c.name, "color": c.color} for c in self.classes]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.array([c.value for c in self.classes], dtype=np.int64)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def rgb(self) -> np.ndarray:
+        """(K, 3) uint8 colours."""
+        return np.array([[int(c.color[i : i + 2], 16) for i in (1, 3, 5)] for c in self.classes], dtype=np.uint8)
+
+    def encode(self, labels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Label values -> model classes (int64); values not in the table (and invalid pixels) -> IGNORE_INDEX."""
+        labels = np.asarray(labels)
+        values = self.values
+        order = np.argsort(values)
+        sorted_values = values[order]
+        flat = labels.astype(np.int64, copy=False)
+        pos = np.clip(np.searchsorted(sorted_values, flat), 0, len(values) - 1)
+        hit = sorted_values[pos] == flat
+        out = np.where(hit, order[pos], IGNORE_INDEX).astype(np.int64)
+        if valid is not None:
+            out[~valid] = IGNORE_INDEX
+        return out
+
+    def decode(self, classes: np.ndarray) -> np.ndarray:
+        """Model classes -> label values (int64)."""
+        return self.values[np.asarray(classes)]
