@@ -1,0 +1,270 @@
+"""Image stacks: one scene's time series from a multi-band GeoTIFF or a directory of per-date GeoTIFFs.
+
+``open_stack(path)`` returns a :class:`Stack` that knows its grid, dates, polarisations and units and reads any
+window as float32 ``(T, C, h, w)`` in model units with NaN where there is no data. Nothing is read until asked
+for, so stacks larger than memory can be sampled and tiled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from slgt2_cli.errors import InputError
+from slgt2_cli.grid import Grid
+from slgt2_cli.units import detect_units, model_units, normalise_units, to_model_units
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+_LABEL_TAGS = ("NAME", "DESCRIPTION", "BAND_NAME", "LABEL")
+_DATE_TAGS = ("DATE", "ACQUISITION_DATE", "TIME", "DATETIME")
+_POL_TAGS = ("POLARISATION", "POLARIZATION", "POL", "BAND")
+
+
+def parse_date(text: str) -> dt.date | None:
+    """The first valid ``YYYYMMDD`` or ``YYYY-MM-DD`` in ``text``, else None."""
+    for m in _DATE.finditer(text or ""):
+        try:
+            return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            continue
+    return None
+
+
+def parse_band_label(text: str) -> tuple[str | None, dt.date | None]:
+    """``'VV_2021-03-01'`` -> ('VV', date); ``'VH'`` -> ('VH', None); a bare date -> (None, date)."""
+    text = (text or "").strip()
+    if not text:
+        return None, None
+    date = parse_date(text)
+    name = _DATE.sub("", text).strip(" _-.:") if date else text
+    return (name or None), date
+
+
+def _band_label(src: Any, band: int) -> tuple[str | None, dt.date | None]:
+    """Polarisation and date of band ``band`` (1-based) from its description, else from its tags."""
+    pol, date = parse_band_label(src.descriptions[band - 1] or "")
+    if pol is not None and date is not None:
+        return pol, date
+    tags = {k.upper(): v for k, v in src.tags(band).items()}
+    for key in _LABEL_TAGS:
+        if key in tags:
+            tpol, tdate = parse_band_label(tags[key])
+            pol, date = pol or tpol, date or tdate
+    for key in _DATE_TAGS:
+        if date is None and key in tags:
+            date = parse_date(tags[key])
+    for key in _POL_TAGS:
+        if pol is None and key in tags:
+            pol = tags[key].strip() or None
+    return pol, date
+
+
+def _open_raster(path: Path) -> Any:
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InputError(f"not a readable raster ({str(exc).splitlines()[0]})", path) from None
+
+
+def _declared_units(src: Any) -> str | None:
+    """Units written in the file: a dataset tag UNITS or the band unit type."""
+    tags = {k.upper(): v for k, v in src.tags().items()}
+    for text in [tags.get("UNITS")] + list(getattr(src, "units", ()) or ()):
+        if text:
+            try:
+                return normalise_units(text)
+            except ValueError:
+                continue
+    return None
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One file of a stack and, for each of its dates, the 1-based band index of each channel."""
+
+    path: Path
+    bands: np.ndarray  # (dates_in_file, C) int
+
+
+class Stack:
+    """A scene's time series: ``read(window)`` -> float32 ``(T, C, h, w)`` in model units, NaN = no data."""
+
+    def __init__(self, path: Path, grid: Grid, members: list[_Member], dates: list[dt.date] | None,
+                 polarisations: list[str], units: str, dtype: str, nodata: float | None):
+        self.path, self.grid, self.dates, self.polarisations = path, grid, dates, polarisations
+        self.units, self.dtype, self.nodata = units, dtype, nodata
+        self._members = members
+        self._handles: dict[Path, Any] = {}
+
+    @property
+    def num_dates(self) -> int:
+        return sum(len(m.bands) for m in self._members)
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.polarisations)
+
+    @property
+    def model_units(self) -> str:
+        return model_units(self.units)
+
+    def _handle(self, path: Path) -> Any:
+        if path not in self._handles:
+            self._handles[path] = _open_raster(path)
+        return self._handles[path]
+
+    def read_stored(self, window: Window | None = None) -> np.ndarray:
+        """The stored values of ``window`` as ``(T, C, h, w)`` in the file's dtype (no conversion)."""
+        parts = []
+        for member in self._members:
+            src = self._handle(member.path)
+            try:
+                data = src.read(member.bands.ravel().tolist(), window=window)
+            except (RasterioIOError, ValueError) as exc:
+                raise InputError(f"cannot read window {window} ({exc})", member.path) from None
+            parts.append(data.reshape(member.bands.shape + data.shape[1:]))
+        return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+    def read(self, window: Window | None = None) -> np.ndarray:
+        """Float32 ``(T, C, h, w)`` in model units (dB for SAR) with NaN where an observation has no data."""
+        return to_model_units(self.read_stored(window), self.units, self.nodata)
+
+    def close(self) -> None:
+        for src in self._handles.values():
+            src.close()
+        self._handles.clear()
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:  # open handles do not travel to DataLoader workers
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def __repr__(self) -> str:
+        return (f"Stack({str(self.path)!r}, {self.num_dates} dates x {self.polarisations}, units={self.units}, "
+                f"{self.grid.describe()})")
+
+
+def _multiband_layout(src: Any, path: Path, channels: int | None) -> tuple[np.ndarray, list[dt.date] | None, list[str]]:
+    """Band index table (T, C), dates and polarisations of a date-major multi-band file."""
+    labels = [_band_label(src, b) for b in range(1, src.count + 1)]
+    have_dates = [d is not None for _, d in labels]
+    if any(have_dates) and not all(have_dates):
+        missing = have_dates.index(False) + 1
+        raise InputError(f"band {missing} has no date in its description or tags while others do", path)
+    if all(have_dates):
+        by_date: dict[dt.date, list[tuple[str, int]]] = {}
+        for band, (pol, date) in enumerate(labels, start=1):
+            by_date.setdefault(date, []).append((pol or f"band{len(by_date.get(date, [])) + 1}", band))
+        pols = [p for p, _ in next(iter(by_date.values()))]
+        if len(set(pols)) != len(pols):
+            raise InputError(f"polarisation names repeat within one date ({', '.join(pols)})", path)
+        table = []
+        for date in sorted(by_date):
+            entry = dict(by_date[date])
+            if sorted(entry) != sorted(pols) or len(by_date[date]) != len(pols):
+                raise InputError(f"date {date} has bands {sorted(entry)}, expected {pols}", path)
+            table.append([entry[p] for p in pols])
+        if channels is not None and channels != len(pols):
+            raise InputError(f"the band descriptions give {len(pols)} channels, not {channels}", path)
+        return np.array(table, dtype=int), sorted(by_date), pols
+    names = [p for p, _ in labels]
+    if channels is None:
+        distinct = list(dict.fromkeys(n for n in names if n))
+        channels = len(distinct) if distinct and len(names) % len(distinct) == 0 else 1
+    if src.count % channels:
+        raise InputError(f"{src.count} bands do not split into {channels} channels per date", path)
+    pols = [names[c] or f"band{c + 1}" for c in range(channels)]
+    return np.arange(1, src.count + 1).reshape(-1, channels), None, pols
+
+
+def _sample(src: Any, bands: Sequence[int], grid: Grid, size: int = 32, n: int = 4) -> np.ndarray:
+    """A few small windows spread over the raster (cheap on tiled files), for unit detection."""
+    out = []
+    for fy in np.linspace(0.1, 0.9, n):
+        for fx in np.linspace(0.1, 0.9, n):
+            h, w = min(size, grid.height), min(size, grid.width)
+            row, col = int(fy * (grid.height - h)), int(fx * (grid.width - w))
+            out.append(src.read(list(bands), window=Window(col, row, w, h)).ravel())
+    return np.concatenate(out)
+
+
+def _finish(path: Path, grid: Grid, members: list[_Member], dates: list[dt.date] | None, pols: list[str],
+            src: Any, units: str | None) -> Stack:
+    dtype, nodata = src.dtypes[0], src.nodata
+    if units is None:
+        units = _declared_units(src)
+        if units is None:
+            units = detect_units(_sample(src, members[0].bands[:2].ravel().tolist(), grid), dtype, pols, nodata)
+    else:
+        try:
+            units = normalise_units(units)
+        except ValueError as exc:
+            raise InputError(str(exc), path) from None
+    return Stack(path, grid, members, dates, pols, units, dtype, nodata)
+
+
+def _open_directory(path: Path, units: str | None, channels: int | None) -> Stack:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError("the stack directory holds no .tif files", path)
+    entries = []
+    for f in files:
+        date = parse_date(f.name)
+        if date is None:
+            raise InputError("no date (YYYYMMDD or YYYY-MM-DD) in the file name", f)
+        entries.append((date, f))
+    entries.sort()
+    first = entries[0][1]
+    with _open_raster(first) as src:
+        grid, count = Grid.of(src), src.count
+        if channels is not None and channels != count:
+            raise InputError(f"has {count} bands, expected {channels} channels per date", first)
+        pols = []
+        for b in range(1, count + 1):
+            pol, _ = _band_label(src, b)
+            pols.append(pol or f"band{b}")
+        ref_dtype = src.dtypes[0]
+        for date, f in entries[1:]:
+            with _open_raster(f) as other:
+                if not Grid.of(other).same_as(grid):
+                    raise InputError(f"grid {Grid.of(other).describe()} differs from {first.name} "
+                                     f"({grid.describe()}); all dates of a stack must share one grid", f)
+                if other.count != count:
+                    raise InputError(f"has {other.count} bands, {first.name} has {count}", f)
+                if other.dtypes[0] != ref_dtype:
+                    raise InputError(f"data type {other.dtypes[0]} differs from {first.name} ({ref_dtype})", f)
+        members = [_Member(f, np.arange(1, count + 1)[None, :]) for _, f in entries]
+        return _finish(path, grid, members, [d for d, _ in entries], pols, src, units)
+
+
+def open_stack(path: str | Path, units: str | None = None, channels: int | None = None) -> Stack:
+    """Open a stack: a multi-band GeoTIFF (date-major bands) or a directory of per-date GeoTIFFs.
+
+    ``units`` overrides detection ("db", "linear", "scaled", "raw"); ``channels`` sets the channels per date
+    for files whose bands carry no names.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("image stack not found", path)
+    if path.is_dir():
+        return _open_directory(path, units, channels)
+    with _open_raster(path) as src:
+        if len({str(d) for d in src.dtypes}) != 1:
+            raise InputError(f"bands have different data types ({', '.join(sorted(set(src.dtypes)))})", path)
+        table, dates, pols = _multiband_layout(src, path, channels)
+        return _finish(path, Grid.of(src), [_Member(path, table)], dates, pols, src, units)

@@ -1,0 +1,219 @@
+"""The temporal rule: how a stack's irregular dates become the model's fixed time axis of length L.
+
+Two modes:
+
+* ``composite`` (for dated stacks): the season, a day-of-year interval fitted to the training dates, is cut
+  into L equal periods; the valid observations falling into each period are averaged (NaN-aware, in model
+  units, i.e. dB for SAR). Periods without an observation are filled per pixel by linear interpolation between
+  the nearest valid periods (constant beyond the first/last one, or ``fill="nearest"``). Dates are placed by
+  day of year, so a model trained on one year applies to another.
+* ``pad`` (the paper's rule for date-less data): the T frames are zero-padded or cropped symmetrically to L,
+  ``(L - T) // 2`` frames in front. "Zero" is meant in normalised model-input space, so padded frames take the
+  per-channel ``fill`` value (the normalisation mean) before normalisation.
+
+In both modes a pixel without any valid observation gets the per-channel ``fill`` value everywhere.
+The rule is plain data (:meth:`to_dict` / :meth:`from_dict`) so a checkpoint stores it and predict applies
+exactly the same one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from slgt2_cli.errors import InputError
+
+MODES = ("composite", "pad")
+FILLS = ("linear", "nearest")
+YEAR_DAYS = 365
+SEASON_MARGIN_DAYS = 6
+"""Days added on each side of a fitted season, so dates of another year a few days off still fall inside."""
+
+
+def day_of_year(date: dt.date) -> int:
+    """0-based day of year, Dec 31 of a leap year folded onto Dec 30 so the cycle is 365 days."""
+    return min(date.timetuple().tm_yday - 1, YEAR_DAYS - 1)
+
+
+@dataclass(frozen=True)
+class TemporalRule:
+    """Maps ``(T, C, h, w)`` observations with their dates to ``(L, C, h, w)`` model frames."""
+
+    length: int = 16
+    mode: str = "composite"
+    season_start: int = 0
+    """First day of the season (0-based day of year)."""
+    season_days: int = YEAR_DAYS
+    """Length of the season in days (1..365); may wrap over New Year."""
+    fill: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"temporal rule: unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.fill not in FILLS:
+            raise InputError(f"temporal rule: unknown fill {self.fill!r}; use one of {', '.join(FILLS)}")
+        if int(self.length) < 1:
+            raise InputError(f"temporal rule: length must be at least 1, not {self.length}")
+        if not 0 <= int(self.season_start) < YEAR_DAYS or not 1 <= int(self.season_days) <= YEAR_DAYS:
+            raise InputError(f"temporal rule: bad season start {self.season_start} / days {self.season_days}")
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TemporalRule":
+        known = {k: data[k] for k in ("length", "mode", "season_start", "season_days", "fill") if k in data}
+        try:
+            for key in ("length", "season_start", "season_days"):
+                if key in known:
+                    known[key] = int(known[key])
+        except (TypeError, ValueError):
+            raise InputError(f"temporal rule: not a valid rule {data!r}") from None
+        return cls(**known)
+
+    # -- fitting -----------------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, date_lists: Iterable[Sequence[dt.date] | None], length: int = 16, mode: str | None = None,
+            fill: str = "linear") -> "TemporalRule":
+        """The rule for a training set: ``pad`` if any stack has no dates (or ``mode="pad"``), else a
+        composite over the shortest day-of-year interval that holds every training date (plus a margin)."""
+        date_lists = list(date_lists)
+        if mode == "pad" or any(d is None for d in date_lists):
+            if mode == "composite":
+                raise InputError("composite temporal rule needs dated stacks, and some training stacks have no dates")
+            return cls(length=length, mode="pad", fill=fill)
+        doys = sorted({day_of_year(d) for dates in date_lists for d in dates})  # type: ignore[union-attr]
+        if not doys:
+            raise InputError("no dates in the training stacks to fit the temporal rule to")
+        start, days = season_of(doys)
+        return cls(length=length, mode="composite", season_start=start, season_days=days, fill=fill)
+
+    # -- mapping -----------------------------------------------------------------------------------------
+    def period_of(self, dates: Sequence[dt.date]) -> np.ndarray:
+        """Period index (0..L-1) of each date; -1 for dates outside the season."""
+        offsets = np.array([(day_of_year(d) - self.season_start) % YEAR_DAYS for d in dates], dtype=np.int64)
+        inside = offsets < self.season_days
+        return np.where(inside, offsets * self.length // self.season_days, -1)
+
+    def period_bounds(self) -> list[tuple[int, int]]:
+        """(first day of year, last day of year) of each period, 0-based."""
+        edges = [self.season_start + i * self.season_days // self.length for i in range(self.length + 1)]
+        return [(a % YEAR_DAYS, (b - 1) % YEAR_DAYS) for a, b in zip(edges[:-1], edges[1:])]
+
+    def check(self, stack: Any) -> None:
+        """Raise InputError if ``stack`` (anything with ``dates`` and ``path``) cannot be mapped by this rule."""
+        path = getattr(stack, "path", None)
+        if self.mode == "pad":
+            if getattr(stack, "num_dates", 1) < 1:
+                raise InputError("the stack has no dates", path)
+            return
+        dates = getattr(stack, "dates", None)
+        if not dates:
+            raise InputError("the stack has no dates, but the temporal rule composites by date "
+                             "(name bands <POL>_<YYYY-MM-DD> or put the date in each file name)", path)
+        if (self.period_of(dates) < 0).all():
+            raise InputError(f"none of the stack's {len(dates)} dates ({dates[0]} .. {dates[-1]}) falls into the "
+                             f"season of the temporal rule ({self.describe()})", path)
+
+    def apply(self, raw: np.ndarray, dates: Sequence[dt.date] | None, fill: Sequence[float] | None = None) -> np.ndarray:
+        """``(T, C, h, w)`` in model units (NaN = no data) -> float32 ``(L, C, h, w)`` without NaN.
+
+        ``fill`` is the per-channel value for pixels with no observation and for padded frames (default: the
+        channel's mean over ``raw``, or 0).
+        """
+        raw = np.asarray(raw, dtype=np.float32)
+        if raw.ndim != 4:
+            raise ValueError(f"expected (T, C, h, w), got shape {raw.shape}")
+        fill_values = _fill_values(raw, fill)
+        if self.mode == "pad":
+            frames = fill_gaps(raw, self.fill, fill_values)
+            return pad_or_crop(frames, self.length, fill_values)
+        if dates is None or len(dates) != raw.shape[0]:
+            raise InputError(f"the composite temporal rule needs one date per frame "
+                             f"({raw.shape[0]} frames, {0 if dates is None else len(dates)} dates)")
+        return fill_gaps(composite(raw, self.period_of(dates), self.length), self.fill, fill_values)
+
+    def describe(self) -> str:
+        if self.mode == "pad":
+            return f"pad/crop to {self.length} frames"
+        first = dt.date(2001, 1, 1) + dt.timedelta(days=self.season_start)
+        last = first + dt.timedelta(days=self.season_days - 1)
+        return (f"{self.length} periods of {self.season_days / self.length:.1f} days, "
+                f"{first:%d %b} .. {last:%d %b}, gaps: {self.fill}")
+
+
+def season_of(doys: Sequence[int]) -> tuple[int, int]:
+    """Shortest circular day-of-year interval holding all ``doys`` (sorted, unique), widened by the margin."""
+    u = np.asarray(doys, dtype=np.int64)
+    gaps = np.append(np.diff(u), u[0] + YEAR_DAYS - u[-1])
+    k = int(np.argmax(gaps))
+    start, end = int(u[(k + 1) % len(u)]), int(u[k])
+    days = (end - start) % YEAR_DAYS + 1
+    if days + 2 * SEASON_MARGIN_DAYS >= YEAR_DAYS:
+        return start, YEAR_DAYS
+    return (start - SEASON_MARGIN_DAYS) % YEAR_DAYS, days + 2 * SEASON_MARGIN_DAYS
+
+
+def _fill_values(raw: np.ndarray, fill: Sequence[float] | None) -> np.ndarray:
+    if fill is not None:
+        values = np.asarray(fill, dtype=np.float32).ravel()
+        if values.size != raw.shape[1]:
+            raise InputError(f"{raw.shape[1]} input channels, but the fill/normalisation has {values.size}")
+        return values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 'Mean of empty slice' for all-NaN channels
+        means = np.nanmean(raw, axis=(0, 2, 3)) if raw.size else np.zeros(raw.shape[1])
+    return np.nan_to_num(means, nan=0.0).astype(np.float32)
+
+
+def composite(raw: np.ndarray, periods: np.ndarray, length: int) -> np.ndarray:
+    """NaN-aware mean of the frames of each period -> ``(length, C, h, w)``, NaN where a period has none."""
+    out = np.full((length,) + raw.shape[1:], np.nan, dtype=np.float32)
+    for p in np.unique(periods[periods >= 0]):
+        sel = raw[periods == p]
+        count = np.sum(~np.isnan(sel), axis=0)
+        total = np.nansum(sel, axis=0, dtype=np.float64)
+        np.divide(total, count, out=total, where=count > 0)
+        out[p] = np.where(count > 0, total, np.nan)
+    return out
+
+
+def fill_gaps(frames: np.ndarray, how: str, fill_values: np.ndarray) -> np.ndarray:
+    """Fill NaN along axis 0 per pixel and channel: linear (or nearest) between valid frames, constant beyond
+    them, and ``fill_values[c]`` where a pixel has no valid frame at all."""
+    n = frames.shape[0]
+    flat = frames.reshape(n, -1)
+    valid = ~np.isnan(flat)
+    index = np.arange(n)[:, None]
+    prev = np.maximum.accumulate(np.where(valid, index, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(valid, index, n)[::-1], axis=0)[::-1]
+    empty = prev[-1] < 0  # no valid frame in the column
+    prev_c = np.where(prev < 0, nxt, prev).clip(0, n - 1)
+    nxt_c = np.where(nxt >= n, prev, nxt).clip(0, n - 1)
+    a = np.take_along_axis(flat, prev_c, axis=0)
+    b = np.take_along_axis(flat, nxt_c, axis=0)
+    span = (nxt_c - prev_c).astype(np.float32)
+    w = np.divide(index - prev_c, span, out=np.zeros_like(span), where=span > 0)
+    if how == "nearest":
+        w = (w > 0.5).astype(np.float32)
+    out = a + (b - a) * w
+    channel_fill = np.broadcast_to(fill_values.reshape(1, -1, *([1] * (frames.ndim - 2))), frames.shape)
+    out = np.where(empty[None, :], channel_fill.reshape(n, -1), out)
+    return out.reshape(frames.shape).astype(np.float32, copy=False)
+
+
+def pad_or_crop(frames: np.ndarray, length: int, fill_values: np.ndarray) -> np.ndarray:
+    """Place T frames at ``(length - T) // 2`` of a ``length`` axis (crop symmetrically when T > length)."""
+    t = frames.shape[0]
+    offset = (length - t) // 2
+    out = np.empty((length,) + frames.shape[1:], dtype=np.float32)
+    out[...] = fill_values.reshape(1, -1, *([1] * (frames.ndim - 2)))
+    src_lo, dst_lo = max(0, -offset), max(0, offset)
+    n = min(t - src_lo, length - dst_lo)
+    out[dst_lo : dst_lo + n] = frames[src_lo : src_lo + n]
+    return out
