@@ -225,6 +225,8 @@ def probability_bytes(probs: np.ndarray, valid: np.ndarray | None = None) -> np.
 def read_class_table(path: str | os.PathLike[str]) -> ClassTable | None:
     """The class table embedded in a map by :meth:`MapWriter.classes`, or None if it has none."""
     path = Path(path)
+    if not path.exists():
+        raise InputError("not found", path)
     try:
         with rasterio.open(path) as src:
             text = src.tags(1).get("CLASS_TABLE")
