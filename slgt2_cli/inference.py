@@ -66,6 +66,8 @@ class Predictor:
     batch_size: int = 4
     tta: bool = False
     blend: str = "cosine"
+    units: str | None = None
+    """The model's input units (``db`` for SAR, ``raw`` for other data); stacks must convert to them."""
 
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, device: torch.device, tile: int | None = None,
@@ -75,7 +77,7 @@ class Predictor:
             stride = ck.stride if tile == ck.patch_size else max(1, round(tile * ck.stride / ck.patch_size))
         model = ck.build_model().to(device)
         return cls(model, ck.classes, TemporalRule.from_dict(ck.temporal), Normalization.from_dict(ck.normalization),
-                   ck.bands, device, tile, int(stride), **kwargs)
+                   ck.bands, device, tile, int(stride), units=ck.units, **kwargs)
 
     @property
     def num_classes(self) -> int:
@@ -90,6 +92,10 @@ class Predictor:
         known = [p for p in stack.polarisations if p]
         if known and len(known) == len(self.bands) and [p.upper() for p in known] != [b.upper() for b in self.bands]:
             raise InputError(f"the stack's polarisations {known} differ from the model's {self.bands}", stack.path)
+        units = getattr(stack, "model_units", None)
+        if self.units and units and units != self.units:
+            raise InputError(f"the stack's values map to {units!r} but the model was trained on {self.units!r} "
+                             "(override detection with --units)", stack.path)
         self.rule.check(stack)
 
     @torch.inference_mode()
