@@ -32,6 +32,8 @@ from slgt2_cli.grid import Grid
 from slgt2_cli.outputs import discard, prepare_output, temp_path
 
 BLOCK = 512
+GDAL_CACHE_MB = 256
+"""GDAL block cache while writing (its default, 5 % of RAM, lets overview building grow with the map)."""
 CONFIDENCE_NODATA = 0
 """Confidence = round(max probability × 255), at least 1 on valid pixels; 0 marks no data."""
 PROBABILITY_SCALE = 254
@@ -154,7 +156,8 @@ class MapWriter:
             data = data[None]
         if data.shape[0] != self.count:
             raise ValueError(f"expected {self.count} bands, got {data.shape[0]}")
-        self._dst.write(data.astype(self.dtype, copy=False), window=window)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            self._dst.write(data.astype(self.dtype, copy=False), window=window)
 
     def write_classes(self, window: Window, classes: np.ndarray) -> None:
         """Write model classes (IGNORE_INDEX = no data) as label values; for :meth:`classes` writers."""
@@ -171,13 +174,15 @@ class MapWriter:
             raise RuntimeError("writer already committed or aborted")
         try:
             factors = overview_factors(self.grid.width, self.grid.height)
-            if factors:
-                self._dst.build_overviews(factors, Resampling[self.overview_resampling])
-            self._dst.close()
-            rasterio.shutil.copy(
-                self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
-                OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE", BIGTIFF="IF_SAFER",
-            )
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+                self._dst.close()
+                if factors:  # reopened so GDAL sees the colour table (else it warns about palette bands)
+                    with rasterio.open(self._stage, "r+") as dst:
+                        dst.build_overviews(factors, Resampling[self.overview_resampling])
+                rasterio.shutil.copy(
+                    self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
+                    OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE", BIGTIFF="IF_SAFER",
+                )
             discard(self._stage)
             os.replace(self._final, self.path)
         except BaseException:

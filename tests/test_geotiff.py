@@ -1,6 +1,5 @@
 """MapWriter: COG layout, georeference, embedded class table, atomicity."""
 
-import json
 import os
 import subprocess
 import sys
