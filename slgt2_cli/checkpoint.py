@@ -70,7 +70,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
     """Who made a checkpoint, when, with what."""
     return {
         "slgt2_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python": platform.python_version(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,
