@@ -35,8 +35,10 @@ SEASON_MARGIN_DAYS = 6
 
 
 def day_of_year(date: dt.date) -> int:
-    """0-based day of year, Dec 31 of a leap year folded onto Dec 30 so the cycle is 365 days."""
-    return min(date.timetuple().tm_yday - 1, YEAR_DAYS - 1)
+    """0-based day of year on a 365-day calendar: the same calendar date maps to the same day in every year
+    (29 Feb shares 28 Feb's day)."""
+    day = 28 if (date.month, date.day) == (2, 29) else date.day
+    return dt.date(2001, date.month, day).timetuple().tm_yday - 1
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def season_of(doys: Sequence[int]) -> tuple[int, int]:
     start, end = int(u[(k + 1) % len(u)]), int(u[k])
     days = (end - start) % YEAR_DAYS + 1
     if days + 2 * SEASON_MARGIN_DAYS >= YEAR_DAYS:
-        return start, YEAR_DAYS
+        return 0, YEAR_DAYS
     return (start - SEASON_MARGIN_DAYS) % YEAR_DAYS, days + 2 * SEASON_MARGIN_DAYS
 
 

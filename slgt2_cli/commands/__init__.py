@@ -1,1 +1,2 @@
 """CLI commands; importing this package registers each of them on `slgt2_cli.cli.app`."""
+from slgt2_cli.commands import synth  # noqa: F401
