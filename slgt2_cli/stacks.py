@@ -167,21 +167,23 @@ def _multiband_layout(src: Any, path: Path, channels: int | None) -> tuple[np.nd
         missing = have_dates.index(False) + 1
         raise InputError(f"band {missing} has no date in its description or tags while others do", path)
     if all(have_dates):
-        by_date: dict[dt.date, list[tuple[str, int]]] = {}
+        # Consecutive bands of one date form an observation; a polarisation seen again on the same date
+        # starts a second observation of that date (two acquisitions of one day occur in real data).
+        groups: list[tuple[dt.date, dict[str, int]]] = []
         for band, (pol, date) in enumerate(labels, start=1):
-            by_date.setdefault(date, []).append((pol or f"band{len(by_date.get(date, [])) + 1}", band))
-        pols = [p for p, _ in next(iter(by_date.values()))]
-        if len(set(pols)) != len(pols):
-            raise InputError(f"polarisation names repeat within one date ({', '.join(pols)})", path)
-        table = []
-        for date in sorted(by_date):
-            entry = dict(by_date[date])
-            if sorted(entry) != sorted(pols) or len(by_date[date]) != len(pols):
+            if not groups or groups[-1][0] != date or (pol or "") in groups[-1][1]:
+                groups.append((date, {}))
+            groups[-1][1][pol or ""] = band
+        pols = list(groups[0][1])
+        for date, entry in groups:
+            if sorted(entry) != sorted(pols):
                 raise InputError(f"date {date} has bands {sorted(entry)}, expected {pols}", path)
-            table.append([entry[p] for p in pols])
         if channels is not None and channels != len(pols):
             raise InputError(f"the band descriptions give {len(pols)} channels, not {channels}", path)
-        return np.array(table, dtype=int), sorted(by_date), pols
+        groups.sort(key=lambda g: g[0])  # stable: same-day observations keep their order
+        table = np.array([[entry[p] for p in pols] for _, entry in groups], dtype=int)
+        names = [p or f"band{i + 1}" for i, p in enumerate(pols)]
+        return table, [d for d, _ in groups], names
     names = [p for p, _ in labels]
     if channels is None:
         distinct = list(dict.fromkeys(n for n in names if n))

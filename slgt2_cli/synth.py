@@ -41,7 +41,7 @@ class SynthResult:
 
 
 def _profile(width: int, height: int, count: int, dtype: str, nodata: Any, origin: tuple[float, float]) -> dict:
-    block = min(BLOCK, 16 * max(1, min(width, height) // 16)) if min(width, height) >= 16 else None
+    block = min(BLOCK, 16 * -(-min(width, height) // 32)) if min(width, height) >= 32 else None  # >= 2 tiles a side
     profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=dtype, nodata=nodata,
                    crs=CRS_UTM, transform=from_origin(origin[0], origin[1], PIXEL, PIXEL), compress="deflate",
                    zlevel=4, interleave="pixel", BIGTIFF="IF_SAFER")

@@ -92,7 +92,7 @@ class TemporalRule:
         doys = sorted({day_of_year(d) for dates in date_lists for d in dates})  # type: ignore[union-attr]
         if not doys:
             raise InputError("no dates in the training stacks to fit the temporal rule to")
-        start, days = season_of(doys)
+        start, days = season_of(doys, length)
         return cls(length=length, mode="composite", season_start=start, season_days=days, fill=fill)
 
     # -- mapping -----------------------------------------------------------------------------------------
@@ -149,14 +149,15 @@ class TemporalRule:
                 f"{first:%d %b} .. {last:%d %b}, gaps: {self.fill}")
 
 
-def season_of(doys: Sequence[int]) -> tuple[int, int]:
-    """Shortest circular day-of-year interval holding all ``doys`` (sorted, unique), widened by the margin."""
+def season_of(doys: Sequence[int], length: int = 1) -> tuple[int, int]:
+    """Shortest circular day-of-year interval holding all ``doys`` (sorted, unique), widened by the margin;
+    the whole year (from 1 Jan) when what is left of the year is shorter than one of ``length`` periods."""
     u = np.asarray(doys, dtype=np.int64)
     gaps = np.append(np.diff(u), u[0] + YEAR_DAYS - u[-1])
     k = int(np.argmax(gaps))
     start, end = int(u[(k + 1) % len(u)]), int(u[k])
     days = (end - start) % YEAR_DAYS + 1
-    if days + 2 * SEASON_MARGIN_DAYS >= YEAR_DAYS:
+    if days + 2 * SEASON_MARGIN_DAYS >= YEAR_DAYS or YEAR_DAYS - days < YEAR_DAYS / length:
         return 0, YEAR_DAYS
     return (start - SEASON_MARGIN_DAYS) % YEAR_DAYS, days + 2 * SEASON_MARGIN_DAYS
 
