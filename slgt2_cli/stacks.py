@@ -138,6 +138,18 @@ class Stack:
         """Float32 ``(T, C, h, w)`` in model units (dB for SAR) with NaN where an observation has no data."""
         return to_model_units(self.read_stored(window), self.units, self.nodata)
 
+    def select(self, polarisations: list[str]) -> "Stack":
+        """The same stack with channels in the order of ``polarisations`` (e.g. a checkpoint's input bands);
+        InputError if one is missing. Names compare case-insensitively."""
+        have = [p.upper() for p in self.polarisations]
+        missing = [p for p in polarisations if p.upper() not in have]
+        if missing:
+            raise InputError(f"has no {', '.join(missing)} band (it has {', '.join(self.polarisations)})", self.path)
+        order = [have.index(p.upper()) for p in polarisations]
+        members = [_Member(m.path, m.bands[:, order]) for m in self._members]
+        return Stack(self.path, self.grid, members, self.dates, [self.polarisations[i] for i in order],
+                     self.units, self.dtype, self.nodata)
+
     def close(self) -> None:
         for src in self._handles.values():
             src.close()

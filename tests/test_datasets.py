@@ -204,6 +204,7 @@ def test_mts12_layout(tmp_path):
 
         np.testing.assert_allclose(stack.read(Window(2, 3, 4, 5)), np.moveaxis(band[:, 3:8, 2:6], 3, 1))
         values, valid = labels.read()
+        np.testing.assert_allclose(stack.select(["VH"]).read()[:, 0], np.moveaxis(band, 3, 1)[:, 1])
     y = spec.classes.encode(values, valid)
     assert (y[values == 0] == IGNORE_INDEX).all() and (y[values == 3] == 2).all()
     rule = TemporalRule.fit([None], length=16)

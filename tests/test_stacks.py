@@ -154,3 +154,13 @@ def test_missing_and_unreadable(tmp_path):
     (tmp_path / "junk.tif").write_text("not a tiff")
     with pytest.raises(InputError, match="junk.tif"):
         open_stack(tmp_path / "junk.tif")
+
+
+def test_select_reorders_channels_by_name(tmp_path):
+    values = _values()
+    with open_stack(write_multiband(tmp_path / "s.tif", values, dates_from(D0, 3))) as stack:
+        swapped = stack.select(["vh", "VV"])
+        assert swapped.polarisations == ["VH", "VV"]
+        np.testing.assert_array_equal(swapped.read(), values[:, ::-1])
+        with pytest.raises(InputError, match="has no HH band"):
+            stack.select(["HH"])
