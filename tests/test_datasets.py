@@ -209,6 +209,9 @@ def test_mts12_layout(tmp_path):
     assert (y[values == 0] == IGNORE_INDEX).all() and (y[values == 3] == 2).all()
     rule = TemporalRule.fit([None], length=16)
     norm = compute_normalization(spec.splits["train"], rule)
+    bands = np.stack([scipy.io.loadmat(s.image)["band"] for s in spec.splits["train"]])
+    np.testing.assert_allclose(norm.mean, bands.mean(axis=(0, 1, 2, 3)), rtol=1e-5)  # padded frames left out
+    np.testing.assert_allclose(norm.std, bands.std(axis=(0, 1, 2, 3)), rtol=1e-4)
     x, y = PatchDataset(spec.splits["train"], spec.classes, rule, norm, patch_size=16, length=3, seed=0)[0]
     assert x.shape == (2, 16, 16, 16) and torch.isfinite(x).all()
 
