@@ -139,6 +139,11 @@ def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: in
         raise InputError("exists and is not a directory", out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise InputError("the output directory is not empty (use --overwrite to replace its contents)", out)
+    if overwrite:  # remove what an earlier run wrote, so no stale scenes remain; nothing else is touched
+        for name in ("train", "val", "test", "scene"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("classes.json", "synth.json"):
+            (out / name).unlink(missing_ok=True)
     n_test = n_val = max(1, round(scenes * 0.2))
     n_train = scenes - n_val - n_test
     split_of = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test

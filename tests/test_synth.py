@@ -66,7 +66,11 @@ def test_synth_refuses_non_empty_output_without_overwrite(tmp_path):
     _synth(tmp_path / "a")
     result = runner.invoke(app, ["synth", str(tmp_path / "a"), *ARGS])
     assert result.exit_code == 2 and "not empty" in result.output
-    _synth(tmp_path / "a", "--overwrite")
+    (tmp_path / "a" / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["synth", str(tmp_path / "a"), *ARGS[:-3], "--scenes", "3", "--overwrite", "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "a" / "train" / "images").iterdir())) == 1  # no stale scenes from the first run
+    assert (tmp_path / "a" / "notes.txt").read_text() == "keep me"
 
 
 def test_parcels_are_a_function_of_coordinates():
