@@ -8,6 +8,7 @@ for, so stacks larger than memory can be sampled and tiled.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ class Stack:
         self.units, self.dtype, self.nodata = units, dtype, nodata
         self._members = members
         self._handles: dict[Path, Any] = {}
+        self._pid = os.getpid()
 
     @property
     def num_dates(self) -> int:
@@ -118,6 +120,8 @@ class Stack:
         return model_units(self.units)
 
     def _handle(self, path: Path) -> Any:
+        if self._pid != os.getpid():  # forked (DataLoader worker): never share file offsets with the parent
+            self._handles, self._pid = {}, os.getpid()
         if path not in self._handles:
             self._handles[path] = _open_raster(path)
         return self._handles[path]
