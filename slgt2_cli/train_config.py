@@ -43,6 +43,8 @@ class TrainConfig:
     val_stride: int | None = None
     val_fraction: float = 0.2
     min_labelled: float = 0.05
+    augment: bool = True
+    """The paper's augmentation: random rescale 0.5-2, class-balanced crop, flips (and rot90)."""
     class_weights: str | None = None
     """None/'none', 'auto' (inverse log frequency from the training labels) or comma-separated numbers."""
     device: str = "auto"

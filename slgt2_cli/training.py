@@ -232,7 +232,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
 
     dataset = PatchDataset(setup["train"], setup["spec"].classes, setup["rule"], setup["norm"], config.patch_size,
                            length=config.iterations * config.batch_size * d.world, seed=config.seed,
-                           min_labelled=config.min_labelled, units=config.units)
+                           min_labelled=config.min_labelled, augment=config.augment, units=config.units)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(step, config.iterations, config.batch_size, d),
         num_workers=config.workers, pin_memory=device.type == "cuda", generator=torch.Generator(),

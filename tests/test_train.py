@@ -55,8 +55,8 @@ def test_tiny_model_overfits_a_small_dataset(tmp_path):
         if other != train_scene:
             (shutil.rmtree if other.is_dir() else os.remove)(other)
     result = runner.invoke(app, ["train", str(root), "--out", str(tmp_path / "run"), "--preset", "tiny",
-                                 "--patch-size", "64", "--batch-size", "4", "--iterations", "120", "--val-every", "60",
-                                 "--workers", "0", "--quiet"])
+                                 "--patch-size", "64", "--batch-size", "2", "--iterations", "100", "--val-every", "50",
+                                 "--no-augment", "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert max(r["miou"] for r in log) >= 0.9, log

@@ -26,6 +26,7 @@ def train(
     val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate and checkpoint every N steps. [default: paper 2000, tiny 150]")] = None,
     class_weights: Annotated[Optional[str], typer.Option("--class-weights", help="none, auto (from label frequencies) or one weight per class, comma-separated.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Data-loading processes. [default: 2]")] = None,
+    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="The paper's augmentation (rescale 0.5-2, crop, flips). [default: on]")] = None,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed; the same seed gives the same weights on CPU. [default: 0]")] = None,
@@ -44,7 +45,7 @@ def train(
 
     resolved = resolve_config(
         dataset, out, config, preset=preset, iterations=iterations, batch_size=batch_size, patch_size=patch_size,
-        lr=lr, val_every=val_every, class_weights=class_weights, workers=workers, seed=seed,
+        lr=lr, val_every=val_every, augment=augment, class_weights=class_weights, workers=workers, seed=seed,
         device=device if device != "auto" else None, resume=resume or None, overwrite=overwrite or None,
         progress=False if quiet else None,
     )
