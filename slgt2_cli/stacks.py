@@ -142,6 +142,20 @@ class Stack:
         """Float32 ``(T, C, h, w)`` in model units (dB for SAR) with NaN where an observation has no data."""
         return to_model_units(self.read_stored(window), self.units, self.nodata)
 
+    def read_decimated(self, date: int, out_shape: tuple[int, int]) -> np.ndarray:
+        """Date ``date`` of the whole scene at reduced resolution ``out_shape`` (averaged), as float32
+        ``(C, h, w)`` in model units: for pictures of scenes too large to read whole."""
+        from rasterio.enums import Resampling
+
+        for member in self._members:
+            if date < len(member.bands):
+                src = self._handle(member.path)
+                data = src.read(member.bands[date].tolist(), out_shape=(len(member.bands[date]),) + tuple(out_shape),
+                                resampling=Resampling.average)
+                return to_model_units(data[None], self.units, self.nodata)[0]
+            date -= len(member.bands)
+        raise IndexError(f"date {date} beyond the stack's {self.num_dates} dates")
+
     def select(self, polarisations: list[str]) -> "Stack":
         """The same stack with channels in the order of ``polarisations`` (e.g. a checkpoint's input bands);
         InputError if one is missing. Names compare case-insensitively."""
