@@ -1,0 +1,71 @@
+"""Generate docs/configuration.md from the code: every command's options and defaults, and every
+training-config field with its default per preset. `tests/test_docs.py` fails if the file is stale.
+
+    python docs/generate_reference.py          # rewrite docs/configuration.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+import typer.main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models import PRESETS  # noqa: E402
+from slgt2_cli.cli import app  # noqa: E402
+from slgt2_cli.train_config import RECIPES, TrainConfig  # noqa: E402
+
+OUT = Path(__file__).with_name("configuration.md")
+
+
+def _default(param: click.Parameter) -> str:
+    if param.default is None or param.default == ():
+        return ""
+    if isinstance(param.default, bool):
+        return "on" if param.default else "off"
+    return f"`{param.default}`"
+
+
+def render() -> str:
+    lines = ["# Configuration reference", "",
+             "Generated from the code by `python docs/generate_reference.py`; do not edit by hand.", ""]
+    group = typer.main.get_command(app)
+    ctx = click.Context(group)
+    for name in sorted(group.list_commands(ctx)):
+        cmd = group.get_command(ctx, name)
+        lines += [f"## `slgt2 {name}`", "", (cmd.help or "").split("\n\n")[0].strip(), ""]
+        lines += ["| argument / option | default | meaning |", "|---|---|---|"]
+        for p in cmd.params:
+            if p.param_type_name == "argument":
+                label = p.name.upper() + ("..." if p.nargs == -1 else "")
+            else:
+                label = " / ".join(f"`{o}`" for o in p.opts + p.secondary_opts)
+            helptext = (getattr(p, "help", "") or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {label} | {_default(p)} | {helptext} |")
+        lines.append("")
+    lines += ["## Training configuration file", "",
+              "`slgt2 train --config FILE` reads YAML or TOML with these keys (`batch_size` or `batch-size`). "
+              "Precedence: preset recipe < config file < command-line options. The resolved configuration is "
+              "written to `RUN_DIR/config.yaml`.", "",
+              "| key | default | " + " | ".join(RECIPES) + " |", "|---|---|" + "---|" * len(RECIPES)]
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("dataset", "out"):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else "{}"
+        per = [f"`{RECIPES[p][f.name]}`" if f.name in RECIPES[p] else "" for p in RECIPES]
+        lines.append(f"| `{f.name}` | `{default}` | " + " | ".join(per) + " |")
+    lines += ["", "## Model presets", "", "| preset | " + " | ".join(PRESETS) + " |", "|---|" + "---|" * len(PRESETS)]
+    keys = sorted({k for p in PRESETS.values() for k in p})
+    for k in keys:
+        lines.append(f"| `{k}` | " + " | ".join(f"`{PRESETS[p].get(k, '')}`" for p in PRESETS) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    OUT.write_text(render())
+    print(f"wrote {OUT}")
