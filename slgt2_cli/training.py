@@ -236,7 +236,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(step, config.iterations, config.batch_size, d),
         num_workers=config.workers, pin_memory=device.type == "cuda", generator=torch.Generator(),
-        persistent_workers=False, prefetch_factor=4 if config.workers else None,
+        persistent_workers=False, prefetch_factor=4 if config.workers else None, worker_init_fn=_quiet_worker,
     )
 
     def checkpoint(kind: str, with_state: bool) -> Checkpoint:
@@ -262,13 +262,13 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
         if _main_thread() else {}
-    start_time, interrupted = time.perf_counter(), False
+    start_time = time.perf_counter()
     loss_sum, loss_n, seen = 0.0, 0, 0
     bar = tqdm(total=config.iterations, initial=step, disable=not (d.main and config.progress), unit="it",
                dynamic_ncols=True, desc="train")
     try:
         net.train()
-        for x, y in loader:
+        for x, y in _batches(loader, stop):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 logits = net(x)
@@ -293,7 +293,6 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
             bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
                             sps=f"{seen / max(elapsed, 1e-9):.1f}")
             if stop["signal"] is not None:
-                interrupted = True
                 break
             if step % config.val_every == 0 or step == config.iterations:
                 cm = validate(model, setup, config, device, d)
@@ -323,6 +322,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
         bar.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
+    interrupted = stop["signal"] is not None and step < config.iterations
     if interrupted:
         if d.main:
             save_checkpoint(checkpoint("last", True), config.out / "last.pt")
@@ -330,6 +330,28 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     if d.main and not (config.out / "best.pt").exists():  # no validation split: the final weights are the best
         save_checkpoint(checkpoint("best", False), config.out / "best.pt")
     return TrainResult(config.out, step, best, best_step, time.perf_counter() - start_time)
+
+
+def _quiet_worker(_: int) -> None:
+    """Data-loader workers leave Ctrl-C and SIGTERM (sent to the whole process group) to the main process,
+    which saves last.pt and shuts them down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _batches(loader, stop: dict) -> Iterator:
+    """The loader's batches; a loader failure after a stop signal ends the loop as an interruption."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception:
+            if stop["signal"] is not None:
+                return
+            raise
+        yield batch
 
 
 def _main_thread() -> bool:
