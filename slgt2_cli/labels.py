@@ -79,8 +79,8 @@ def _fill_value(dtype: str) -> float:
 def _check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
     from rasterio.warp import transform_bounds
 
-    left, top = grid.transform * (0, 0)
-    right, bottom = grid.transform * (grid.width, grid.height)
+    left, top = grid.transform @ (0, 0)
+    right, bottom = grid.transform @ (grid.width, grid.height)
     gb = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
     try:
         lb = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)

@@ -75,6 +75,7 @@ class MatStack:
         self.polarisations = ["VV", "VH"] if c == 2 else [f"band{i + 1}" for i in range(c)]
         self._array: np.ndarray | None = None
         self._units = normalise_units(units) if units else None
+        self._order: list[int] | None = None
 
     @property
     def num_dates(self) -> int:
@@ -103,9 +104,27 @@ class MatStack:
     def model_units(self) -> str:
         return model_units(self.units)
 
+    def select(self, polarisations: list[str]) -> "MatStack":
+        """The same scene with channels in the order of ``polarisations`` (see ``Stack.select``)."""
+        have = [p.upper() for p in self.polarisations]
+        missing = [p for p in polarisations if p.upper() not in have]
+        if missing:
+            raise InputError(f"has no {', '.join(missing)} band (it has {', '.join(self.polarisations)})", self.path)
+        other = MatStack.__new__(MatStack)
+        other.__dict__.update(self.__dict__)
+        base = self._order or list(range(self.num_channels))
+        picks = [have.index(p.upper()) for p in polarisations]
+        other._order = [base[i] for i in picks]
+        other.polarisations = [self.polarisations[i] for i in picks]
+        other.shape = self.shape[:3] + (len(picks),)
+        return other
+
     def read_stored(self, window: Window | None = None) -> np.ndarray:
         rows, cols = _slice(window)
-        return np.moveaxis(self.array[:, rows, cols, :], 3, 1)
+        data = self.array[:, rows, cols, :]
+        if self._order is not None:
+            data = data[..., self._order]
+        return np.moveaxis(data, 3, 1)
 
     def read(self, window: Window | None = None) -> np.ndarray:
         """Float32 ``(T, C, h, w)`` in model units, NaN where an observation is all zero or NaN."""

@@ -128,8 +128,10 @@ def compute_normalization(sources: Iterable[Any], rule: TemporalRule, window: in
                 valid = ~np.isnan(raw).any(axis=1).all(axis=0)  # (h, w): some observation is valid
                 if not valid.any():
                     continue
-                frames = rule.apply(raw, reader.dates, fill=np.zeros(raw.shape[1]))  # (L, C, h, w)
-                moments.add(np.moveaxis(frames[:, :, valid], 1, 0).reshape(raw.shape[1], -1))
+                # NaN fill: padded frames (pad mode) are not data and stay out of the statistics
+                frames = rule.apply(raw, reader.dates, fill=np.full(raw.shape[1], np.nan))  # (L, C, h, w)
+                values = np.moveaxis(frames[:, :, valid], 1, 0).reshape(raw.shape[1], -1)
+                moments.add(values[:, np.isfinite(values).all(axis=0)])
     if moments.n == 0:
         raise InputError("no valid pixels in the training stacks to compute normalisation statistics from")
     mean, std = moments.result()

@@ -8,6 +8,7 @@ window of the stack and labels is read, then resized to the patch size, flipped 
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Any, Sequence
 
@@ -73,6 +74,7 @@ class PatchDataset(torch.utils.data.Dataset):
         self.augment, self.min_labelled, self.max_class_share = augment, min_labelled, max_class_share
         self.scale_range, self.crop_tries, self.rotate, self.units = scale_range, crop_tries, rotate, units
         self._readers: OrderedDict[int, Any] = OrderedDict()
+        self._pid = os.getpid()
         shapes = []
         for i, scene in enumerate(self.scenes):  # headers only: validates every scene before training starts
             reader = self._reader(i)
@@ -92,6 +94,8 @@ class PatchDataset(torch.utils.data.Dataset):
         return self.length
 
     def _reader(self, i: int) -> Any:
+        if self._pid != os.getpid():  # forked worker: open its own files
+            self._readers, self._pid = OrderedDict(), os.getpid()
         if i in self._readers:
             self._readers.move_to_end(i)
             return self._readers[i]

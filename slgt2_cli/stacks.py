@@ -8,6 +8,7 @@ for, so stacks larger than memory can be sampled and tiled.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ class Stack:
         self.units, self.dtype, self.nodata = units, dtype, nodata
         self._members = members
         self._handles: dict[Path, Any] = {}
+        self._pid = os.getpid()
 
     @property
     def num_dates(self) -> int:
@@ -118,6 +120,8 @@ class Stack:
         return model_units(self.units)
 
     def _handle(self, path: Path) -> Any:
+        if self._pid != os.getpid():  # forked (DataLoader worker): never share file offsets with the parent
+            self._handles, self._pid = {}, os.getpid()
         if path not in self._handles:
             self._handles[path] = _open_raster(path)
         return self._handles[path]
@@ -137,6 +141,18 @@ class Stack:
     def read(self, window: Window | None = None) -> np.ndarray:
         """Float32 ``(T, C, h, w)`` in model units (dB for SAR) with NaN where an observation has no data."""
         return to_model_units(self.read_stored(window), self.units, self.nodata)
+
+    def select(self, polarisations: list[str]) -> "Stack":
+        """The same stack with channels in the order of ``polarisations`` (e.g. a checkpoint's input bands);
+        InputError if one is missing. Names compare case-insensitively."""
+        have = [p.upper() for p in self.polarisations]
+        missing = [p for p in polarisations if p.upper() not in have]
+        if missing:
+            raise InputError(f"has no {', '.join(missing)} band (it has {', '.join(self.polarisations)})", self.path)
+        order = [have.index(p.upper()) for p in polarisations]
+        members = [_Member(m.path, m.bands[:, order]) for m in self._members]
+        return Stack(self.path, self.grid, members, self.dates, [self.polarisations[i] for i in order],
+                     self.units, self.dtype, self.nodata)
 
     def close(self) -> None:
         for src in self._handles.values():
@@ -167,21 +183,23 @@ def _multiband_layout(src: Any, path: Path, channels: int | None) -> tuple[np.nd
         missing = have_dates.index(False) + 1
         raise InputError(f"band {missing} has no date in its description or tags while others do", path)
     if all(have_dates):
-        by_date: dict[dt.date, list[tuple[str, int]]] = {}
+        # Consecutive bands of one date form an observation; a polarisation seen again on the same date
+        # starts a second observation of that date (two acquisitions of one day occur in real data).
+        groups: list[tuple[dt.date, dict[str, int]]] = []
         for band, (pol, date) in enumerate(labels, start=1):
-            by_date.setdefault(date, []).append((pol or f"band{len(by_date.get(date, [])) + 1}", band))
-        pols = [p for p, _ in next(iter(by_date.values()))]
-        if len(set(pols)) != len(pols):
-            raise InputError(f"polarisation names repeat within one date ({', '.join(pols)})", path)
-        table = []
-        for date in sorted(by_date):
-            entry = dict(by_date[date])
-            if sorted(entry) != sorted(pols) or len(by_date[date]) != len(pols):
+            if not groups or groups[-1][0] != date or (pol or "") in groups[-1][1]:
+                groups.append((date, {}))
+            groups[-1][1][pol or ""] = band
+        pols = list(groups[0][1])
+        for date, entry in groups:
+            if sorted(entry) != sorted(pols):
                 raise InputError(f"date {date} has bands {sorted(entry)}, expected {pols}", path)
-            table.append([entry[p] for p in pols])
         if channels is not None and channels != len(pols):
             raise InputError(f"the band descriptions give {len(pols)} channels, not {channels}", path)
-        return np.array(table, dtype=int), sorted(by_date), pols
+        groups.sort(key=lambda g: g[0])  # stable: same-day observations keep their order
+        table = np.array([[entry[p] for p in pols] for _, entry in groups], dtype=int)
+        names = [p or f"band{i + 1}" for i, p in enumerate(pols)]
+        return table, [d for d, _ in groups], names
     names = [p for p, _ in labels]
     if channels is None:
         distinct = list(dict.fromkeys(n for n in names if n))

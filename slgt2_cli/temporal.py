@@ -35,8 +35,10 @@ SEASON_MARGIN_DAYS = 6
 
 
 def day_of_year(date: dt.date) -> int:
-    """0-based day of year, Dec 31 of a leap year folded onto Dec 30 so the cycle is 365 days."""
-    return min(date.timetuple().tm_yday - 1, YEAR_DAYS - 1)
+    """0-based day of year on a 365-day calendar: the same calendar date maps to the same day in every year
+    (29 Feb shares 28 Feb's day)."""
+    day = 28 if (date.month, date.day) == (2, 29) else date.day
+    return dt.date(2001, date.month, day).timetuple().tm_yday - 1
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class TemporalRule:
         doys = sorted({day_of_year(d) for dates in date_lists for d in dates})  # type: ignore[union-attr]
         if not doys:
             raise InputError("no dates in the training stacks to fit the temporal rule to")
-        start, days = season_of(doys)
+        start, days = season_of(doys, length)
         return cls(length=length, mode="composite", season_start=start, season_days=days, fill=fill)
 
     # -- mapping -----------------------------------------------------------------------------------------
@@ -147,15 +149,16 @@ class TemporalRule:
                 f"{first:%d %b} .. {last:%d %b}, gaps: {self.fill}")
 
 
-def season_of(doys: Sequence[int]) -> tuple[int, int]:
-    """Shortest circular day-of-year interval holding all ``doys`` (sorted, unique), widened by the margin."""
+def season_of(doys: Sequence[int], length: int = 1) -> tuple[int, int]:
+    """Shortest circular day-of-year interval holding all ``doys`` (sorted, unique), widened by the margin;
+    the whole year (from 1 Jan) when what is left of the year is shorter than one of ``length`` periods."""
     u = np.asarray(doys, dtype=np.int64)
     gaps = np.append(np.diff(u), u[0] + YEAR_DAYS - u[-1])
     k = int(np.argmax(gaps))
     start, end = int(u[(k + 1) % len(u)]), int(u[k])
     days = (end - start) % YEAR_DAYS + 1
-    if days + 2 * SEASON_MARGIN_DAYS >= YEAR_DAYS:
-        return start, YEAR_DAYS
+    if days + 2 * SEASON_MARGIN_DAYS >= YEAR_DAYS or YEAR_DAYS - days < YEAR_DAYS / length:
+        return 0, YEAR_DAYS
     return (start - SEASON_MARGIN_DAYS) % YEAR_DAYS, days + 2 * SEASON_MARGIN_DAYS
 
 

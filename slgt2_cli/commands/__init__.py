@@ -1,3 +1,3 @@
 """CLI commands; importing this package registers each of them on `slgt2_cli.cli.app`."""
 
-from slgt2_cli.commands import evaluate, predict, train  # noqa: F401
+from slgt2_cli.commands import evaluate, predict, synth, train  # noqa: F401

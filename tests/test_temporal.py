@@ -1,0 +1,127 @@
+"""The temporal rule: fixed length L, no NaN, pad placement, compositing, season fitting, persistence."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from slgt2_cli.errors import InputError
+from slgt2_cli.temporal import TemporalRule, day_of_year, fill_gaps, season_of
+
+D0 = dt.date(2021, 1, 1)
+
+
+@st.composite
+def observations(draw):
+    t = draw(st.integers(1, 30))
+    c = draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    raw = draw(arrays(np.float32, (t, c, h, w), elements=st.floats(-40, 10, width=32)))
+    holes = draw(arrays(np.bool_, (t, h, w)))
+    raw[np.broadcast_to(holes[:, None], raw.shape)] = np.nan
+    offsets = sorted(draw(st.lists(st.integers(0, 900), min_size=t, max_size=t)))
+    return raw, [D0 + dt.timedelta(days=o) for o in offsets]
+
+
+@settings(max_examples=60, deadline=None)
+@given(observations(), st.integers(1, 24), st.sampled_from(["linear", "nearest"]))
+def test_composite_output_has_length_l_and_no_nan(obs, length, fill):
+    raw, dates = obs
+    rule = TemporalRule.fit([dates], length=length, fill=fill)
+    out = rule.apply(raw, dates)
+    assert out.shape == (length,) + raw.shape[1:] and out.dtype == np.float32
+    assert np.isfinite(out).all()
+    lo, hi = np.nanmin(raw, initial=np.inf), np.nanmax(raw, initial=-np.inf)
+    has_data = ~np.isnan(raw).all(axis=0)  # composites and interpolation stay within the observed range
+    if has_data.any():
+        assert out[:, has_data].min() >= lo - 1e-3 and out[:, has_data].max() <= hi + 1e-3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 3))
+def test_pad_mode_places_frames_symmetrically(t, length, c):
+    raw = np.arange(t * c * 2 * 3, dtype=np.float32).reshape(t, c, 2, 3) + 1
+    fill = np.arange(c, dtype=np.float32) - 100
+    out = TemporalRule(length=length, mode="pad").apply(raw, None, fill=fill)
+    assert out.shape == (length, c, 2, 3) and np.isfinite(out).all()
+    offset = (length - t) // 2
+    for i in range(length):
+        src = i - offset
+        if 0 <= src < t:
+            np.testing.assert_array_equal(out[i], raw[src])
+        else:
+            np.testing.assert_array_equal(out[i], np.broadcast_to(fill[:, None, None], (c, 2, 3)))
+
+
+def test_pad_mode_examples():
+    raw = np.ones((41, 2, 1, 1), np.float32) * np.arange(41, dtype=np.float32)[:, None, None, None]
+    out = TemporalRule(length=48, mode="pad").apply(raw, None, fill=[0, 0])
+    assert out[3, 0, 0, 0] == 0 and out[4, 0, 0, 0] == 1 and out[44, 0, 0, 0] == 0 and out[43, 0, 0, 0] == 40
+    out = TemporalRule(length=16, mode="pad").apply(raw, None)  # crop: (16 - 41) // 2 = -13
+    np.testing.assert_array_equal(out[:, 0, 0, 0], np.arange(13, 29) + 1 - 1)
+
+
+def test_composite_means_observations_per_period_and_interpolates_gaps():
+    rule = TemporalRule(length=4, mode="composite", season_start=0, season_days=40)  # 10-day periods
+    dates = [D0 + dt.timedelta(days=d) for d in (1, 5, 25, 31, 39)]
+    raw = np.array([2.0, 4.0, 7.0, np.nan, 9.0], np.float32).reshape(5, 1, 1, 1)
+    out = rule.apply(raw, dates)[:, 0, 0, 0]
+    np.testing.assert_allclose(out, [3.0, 5.0, 7.0, 9.0])  # period 1 empty -> linear between 3 and 7
+    nearest = TemporalRule(length=4, season_start=0, season_days=40, fill="nearest").apply(raw, dates)
+    assert nearest[1, 0, 0, 0] in (3.0, 7.0)
+
+
+def test_pixel_without_observations_gets_the_fill_value():
+    raw = np.full((3, 2, 1, 2), np.nan, np.float32)
+    raw[:, :, 0, 1] = 1.0
+    dates = [D0 + dt.timedelta(days=d) for d in (0, 10, 20)]
+    out = TemporalRule.fit([dates], length=4).apply(raw, dates, fill=[-10.0, -20.0])
+    np.testing.assert_array_equal(out[:, 0, 0, 0], -10.0)
+    np.testing.assert_array_equal(out[:, 1, 0, 0], -20.0)
+    np.testing.assert_array_equal(out[:, :, 0, 1], 1.0)
+
+
+def test_fill_gaps_linear_between_and_constant_beyond():
+    frames = np.array([np.nan, 1.0, np.nan, np.nan, 4.0, np.nan], np.float32).reshape(6, 1)
+    np.testing.assert_allclose(fill_gaps(frames, "linear", np.zeros(1))[:, 0], [1, 1, 2, 3, 4, 4])
+
+
+def test_season_fitting_wraps_new_year_and_applies_by_day_of_year():
+    dates = [dt.date(2020, 11, 1) + dt.timedelta(days=12 * i) for i in range(12)]  # Nov .. Mar
+    rule = TemporalRule.fit([dates], length=8)
+    assert rule.mode == "composite" and rule.season_days < 200
+    assert day_of_year(dates[0]) - rule.season_start == 6  # the margin before the first date
+    later = [d.replace(year=d.year + 3) for d in dates]  # another year maps to the same periods
+    np.testing.assert_array_equal(rule.period_of(later), rule.period_of(dates))
+    assert (rule.period_of(dates) >= 0).all()
+    assert season_of(list(range(0, 365, 10))) == (0, 365)
+
+
+def test_fit_chooses_pad_for_dateless_stacks_and_roundtrips():
+    assert TemporalRule.fit([None, None], length=48).mode == "pad"
+    rule = TemporalRule.fit([[dt.date(2021, 4, 1), dt.date(2021, 9, 1)]], length=16)
+    assert TemporalRule.from_dict(rule.to_dict()) == rule
+    with pytest.raises(InputError):
+        TemporalRule.from_dict({"mode": "zigzag"})
+    with pytest.raises(InputError):
+        TemporalRule.fit([None], mode="composite")
+
+
+class _FakeStack:
+    def __init__(self, dates, path="x.tif"):
+        self.dates, self.path, self.num_dates = dates, path, len(dates or [0])
+
+
+def test_check_rejects_unmappable_stacks():
+    rule = TemporalRule.fit([[dt.date(2021, 4, 1), dt.date(2021, 6, 1)]], length=4)
+    rule.check(_FakeStack([dt.date(2023, 5, 1)]))
+    with pytest.raises(InputError, match="x.tif.*no dates"):
+        rule.check(_FakeStack(None))
+    with pytest.raises(InputError, match="season"):
+        rule.check(_FakeStack([dt.date(2021, 12, 1)]))
+    with pytest.raises(InputError, match="one date per frame"):
+        rule.apply(np.zeros((2, 1, 1, 1), np.float32), None)
+    TemporalRule(length=4, mode="pad").check(_FakeStack(None))
