@@ -57,10 +57,10 @@ def write_stack(path: Path, values: np.ndarray, dates=DATES, per_date_dir: bool 
 
 
 def make_checkpoint(path: Path, constant_class: int | None = None, seed: int = 0, patch: int = 64,
-                    stride: int = 48) -> Path:
+                    stride: int = 48, table: ClassTable = TABLE, dates=DATES) -> Path:
     """A native checkpoint of an untrained tiny model; ``constant_class`` makes it predict that class everywhere."""
     torch.manual_seed(seed)
-    model = create_model("tiny", num_classes=len(TABLE))
+    model = create_model("tiny", num_classes=len(table))
     if constant_class is not None:
         head = model.seg_head[0]
         with torch.no_grad():
@@ -68,9 +68,9 @@ def make_checkpoint(path: Path, constant_class: int | None = None, seed: int = 0
             head.bias.zero_()
             head.bias[constant_class] = 20.0
     checkpoint = Checkpoint(
-        model_config=model.config, state_dict=model.state_dict(), classes=TABLE,
+        model_config=model.config, state_dict=model.state_dict(), classes=table,
         normalization=Normalization((-10.0, -17.0), (3.0, 2.5)).to_dict(),
-        temporal=TemporalRule.fit([DATES], length=16).to_dict(), bands=["VV", "VH"], units="db",
+        temporal=TemporalRule.fit([dates], length=16).to_dict(), bands=["VV", "VH"], units="db",
         patch_size=patch, stride=stride,
     )
     save_checkpoint(checkpoint, path)

@@ -194,7 +194,6 @@ def _torchrun() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "torch.distributed.run"]
 
 
-@pytest.mark.slow
 def test_torchrun_two_ranks_match_one_process(ckpt, tmp_path):
     stacks = [write_stack(tmp_path / f"{n}.tif", sar_values(40, 44, seed=s)) for n, s in (("a", 1), ("b", 2))]
     run_predict(PredictConfig(ckpt, stacks, tmp_path / "single", progress=False, device="cpu"))
