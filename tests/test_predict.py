@@ -206,3 +206,18 @@ def test_torchrun_two_ranks_match_one_process(ckpt, tmp_path):
     for name in ("a", "b"):
         multi, single_ = _read(tmp_path / "multi" / f"{name}.tif")[0], _read(tmp_path / "single" / f"{name}.tif")[0]
         assert (multi == single_).all()
+
+
+def test_checkpoint_with_provenance_loads(tmp_path):
+    """Provenance (as `slgt2 train` writes it) must survive the weights-only load predict uses."""
+    import torch as _torch
+
+    from slgt2_cli.checkpoint import provenance, save_checkpoint
+
+    ck = load_checkpoint(make_checkpoint(tmp_path / "a.pt"))
+    ck.provenance = provenance(kind="best")
+    save_checkpoint(ck, tmp_path / "b.pt")
+    assert load_checkpoint(tmp_path / "b.pt").provenance["torch_version"] == str(_torch.__version__)
+    ck.provenance["torch_version"] = _torch.__version__  # an older checkpoint: a TorchVersion object
+    save_checkpoint(ck, tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt").provenance["kind"] == "best"
