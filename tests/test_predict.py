@@ -221,3 +221,48 @@ def test_checkpoint_with_provenance_loads(tmp_path):
     ck.provenance["torch_version"] = _torch.__version__  # an older checkpoint: a TorchVersion object
     save_checkpoint(ck, tmp_path / "c.pt")
     assert load_checkpoint(tmp_path / "c.pt").provenance["kind"] == "best"
+
+
+def test_tiles_prepared_in_row_windows_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch):
+    """The reader prepares side-by-side tiles as one window; cutting them out must change nothing."""
+    import slgt2_cli.inference as inference
+
+    values = sar_values(64, 150, seed=5)
+    values[:, :, 10:20, 60:90] = np.nan
+    values[1:3, :, 30:40, :] = np.nan
+    stack = write_stack(tmp_path / "s.tif", values)
+    together = _probabilities(ckpt, stack, batch_size=3)
+    monkeypatch.setattr(inference, "BAND_COLUMNS", 1)  # one tile per window
+    alone = _probabilities(ckpt, stack, batch_size=3)
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_column_groups():
+    from slgt2_cli.inference import column_groups
+    from slgt2_cli.tiling import TileGrid
+
+    tiles = TileGrid(64, 500, 64, 48).row_tiles(0)
+    for width in (1, 64, 100, 200, 500, 10_000):
+        groups = column_groups(tiles, width)
+        assert [t for g in groups for t in g] == tiles
+        assert all(len(g) == 1 or g[-1].col + g[-1].width - g[0].col <= width for g in groups)
+    assert len(column_groups(tiles, 10_000)) == 1 and len(column_groups(tiles, 64)) == len(tiles)
+
+
+@pytest.mark.parametrize("how", ["linear", "nearest"])
+def test_fill_gaps_fast_path_matches_general_path(how):
+    """Tiles whose pixels share one gap pattern take a fast path in fill_gaps; it must give the same bits."""
+    from slgt2_cli.temporal import fill_gaps
+
+    rng = np.random.default_rng(0)
+    fill = np.array([-10.0, -17.0], np.float32)
+    for gaps in ([0, 1, 5, 6, 7, 15], [3, 4], [], list(range(1, 16)), list(range(15))):
+        frames = rng.normal(-12, 3, (16, 2, 9, 7)).astype(np.float32)
+        frames[gaps] = np.nan
+        fast = fill_gaps(frames, how, fill)
+        odd = frames.copy()
+        odd[:, :, 0, 0] = np.nan  # one empty pixel: the general path
+        general = fill_gaps(odd, how, fill)
+        np.testing.assert_array_equal(fast[:, :, 1:], general[:, :, 1:])
+        np.testing.assert_array_equal(general[:, :, 0, 0], np.broadcast_to(fill, (16, 2)))
+        assert not np.isnan(fast).any()
