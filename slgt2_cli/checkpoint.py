@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.torch_version import TorchVersion
 
 from slgt2_cli import __version__
 from slgt2_cli.classes import ClassTable
@@ -70,7 +71,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
     """Who made a checkpoint, when, with what."""
     return {
         "slgt2_version": __version__,
-        "torch_version": str(torch.__version__),
+        "torch_version": str(torch.__version__),  # a TorchVersion object would not load with weights_only
         "python": platform.python_version(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,
@@ -105,7 +106,9 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
     if path.is_dir():
         raise InputError("is a directory, not a checkpoint file (did you mean RUN_DIR/best.pt?)", path)
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        # TorchVersion (a str subclass) is allowed so checkpoints written before provenance stored str() still load
+        with torch.serialization.safe_globals([TorchVersion]):
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, foreign objects...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({reason[:120]})", path) from None

@@ -45,6 +45,24 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class CheckpointEvaluateConfig:
+    """``slgt2 evaluate --checkpoint CK --dataset DATASET``: predict a split with tiled inference and score it."""
+
+    checkpoint: Path
+    dataset: Path
+    split: str = "test"
+    json_path: Path | None = None
+    csv_path: Path | None = None
+    plot_path: Path | None = None
+    tile: int | None = None
+    stride: int | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    units: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """The result of an evaluation: scores (the JSON content) and the terminal text."""
 
@@ -148,14 +166,94 @@ def report(
     return Evaluation(metrics, text)
 
 
-def evaluate_maps(config: EvaluateConfig) -> Evaluation:
-    """Score ``config.prediction`` against ``config.labels`` and write the requested reports."""
-    outputs = [p for p in (config.json_path, config.csv_path, config.plot_path) if p is not None]
+def _check_report_paths(*paths: Path | None) -> None:
+    """Distinct, writable report files, checked before the (possibly long) scoring."""
+    outputs = [p for p in paths if p is not None]
     if len(set(map(os.path.abspath, outputs))) != len(outputs):
         raise InputError("--json, --csv and --plot must name different files")
-    for path in outputs:  # fail on unwritable outputs before the (possibly long) scoring
+    for path in outputs:
         prepare_output(path, overwrite=True)
+
+
+def evaluate_maps(config: EvaluateConfig) -> Evaluation:
+    """Score ``config.prediction`` against ``config.labels`` and write the requested reports."""
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path)
     table = resolve_class_table(config.classes, config.prediction)
     cm, notes = score_map(config.prediction, config.labels, table, config.resampling)
     source = {"prediction": str(config.prediction), "labels": str(config.labels), "resampling": config.resampling}
     return report(cm, table, config.json_path, config.csv_path, config.plot_path, notes, source)
+
+
+def _check_same_classes(checkpoint: ClassTable, dataset: ClassTable, ck_path: Path, dataset_path: Path) -> None:
+    """The dataset's class values must be the checkpoint's (names and order may differ; the checkpoint's win)."""
+    ck_values, ds_values = set(checkpoint.values.tolist()), set(dataset.values.tolist())
+    if ck_values == ds_values:
+        return
+    parts = []
+    if ds_values - ck_values:
+        parts.append(f"dataset only: {', '.join(map(str, sorted(ds_values - ck_values)))}")
+    if ck_values - ds_values:
+        parts.append(f"checkpoint only: {', '.join(map(str, sorted(ck_values - ds_values)))}")
+    raise InputError(f"the dataset's class values differ from those of the checkpoint {ck_path} "
+                     f"({'; '.join(parts)})", dataset_path)
+
+
+def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
+    """Predict every scene of a dataset split with :func:`score_scenes` (the tiled inference of ``predict``) and
+    score the whole split at once; every input is checked before any compute."""
+    from tqdm import tqdm
+
+    from slgt2_cli.checkpoint import load_checkpoint
+    from slgt2_cli.datasets import SPLITS, open_dataset
+    from slgt2_cli.inference import Predictor, resolve_device
+    from slgt2_cli.scoring import score_scenes
+    from slgt2_cli.tiling import TileGrid, check_tile_stride
+
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path)
+    if config.split not in SPLITS:
+        raise InputError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
+    ck = load_checkpoint(config.checkpoint)
+    spec = open_dataset(config.dataset)
+    scenes = spec.scenes(config.split)
+    if not scenes:
+        have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"
+        raise InputError(f"the dataset has no {config.split!r} split (it has: {have})", config.dataset)
+    _check_same_classes(ck.classes, spec.classes, config.checkpoint, config.dataset)
+    tile = config.tile or ck.patch_size
+    if config.stride is not None:
+        check_tile_stride(tile, config.stride)
+    predictor = Predictor.from_checkpoint(ck, resolve_device(config.device), tile=config.tile, stride=config.stride,
+                                          batch_size=config.batch_size)
+    check_tile_stride(predictor.tile, predictor.stride)
+    tiles = 0
+    for scene in scenes:  # everything that can fail on input, before any compute
+        with scene.open(config.units) as stack, scene.open_labels(stack.grid):
+            predictor.check_stack(stack)
+            tiles += len(TileGrid(stack.grid.height, stack.grid.width, predictor.tile, predictor.stride))
+    with tqdm(total=tiles, unit="tile", desc=f"{config.split} ({len(scenes)} scenes)", disable=not config.progress,
+              leave=False) as bar:
+        cm = score_scenes(predictor, [_UnitsScene(s, config.units) for s in scenes], progress=bar.update)
+    if cm.total == 0:
+        raise InputError(f"no pixel of the {config.split!r} split has both a prediction and a label from the "
+                         "class table", config.dataset)
+    notes = []
+    if config.split == "val" and spec.held_out:
+        notes.append(f"the dataset has no val split; scored the {len(spec.held_out)} training scene(s) held out as "
+                     "validation")
+    source = {"checkpoint": str(config.checkpoint), "dataset": str(config.dataset), "split": config.split,
+              "scenes": [s.id for s in scenes], "tile": predictor.tile, "stride": predictor.stride}
+    return report(cm, ck.classes, config.json_path, config.csv_path, config.plot_path, notes, source)
+
+
+@dataclass(frozen=True)
+class _UnitsScene:
+    """A dataset scene opened with the user's ``--units`` override."""
+
+    scene: Any
+    units: str | None
+
+    def open(self) -> Any:
+        return self.scene.open(self.units)
+
+    def open_labels(self, grid: Grid) -> Any:
+        return self.scene.open_labels(grid)

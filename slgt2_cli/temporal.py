@@ -192,6 +192,12 @@ def fill_gaps(frames: np.ndarray, how: str, fill_values: np.ndarray) -> np.ndarr
     n = frames.shape[0]
     flat = frames.reshape(n, -1)
     valid = ~np.isnan(flat)
+    if flat.shape[1] and valid[:, 0].any() and (valid == valid[:, :1]).all():
+        # Fast path (whole tiles of fully observed pixels): every column has the same gaps, so the same
+        # neighbours and weights; the arithmetic below is the general path's, bit for bit.
+        prev_c, nxt_c, w = _gap_weights(valid[:, 0], how)
+        a, b = flat[prev_c], flat[nxt_c]
+        return (a + (b - a) * w[:, None]).reshape(frames.shape).astype(np.float32, copy=False)
     index = np.arange(n)[:, None]
     prev = np.maximum.accumulate(np.where(valid, index, -1), axis=0)
     nxt = np.minimum.accumulate(np.where(valid, index, n)[::-1], axis=0)[::-1]
@@ -208,6 +214,22 @@ def fill_gaps(frames: np.ndarray, how: str, fill_values: np.ndarray) -> np.ndarr
     channel_fill = np.broadcast_to(fill_values.reshape(1, -1, *([1] * (frames.ndim - 2))), frames.shape)
     out = np.where(empty[None, :], channel_fill.reshape(n, -1), out)
     return out.reshape(frames.shape).astype(np.float32, copy=False)
+
+
+def _gap_weights(valid: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For one column's validity (n,), with some frame valid: previous and next valid frame of each frame and
+    the interpolation weight, as :func:`fill_gaps` computes them per column."""
+    n = valid.shape[0]
+    index = np.arange(n)
+    prev = np.maximum.accumulate(np.where(valid, index, -1))
+    nxt = np.minimum.accumulate(np.where(valid, index, n)[::-1])[::-1]
+    prev_c = np.where(prev < 0, nxt, prev).clip(0, n - 1)
+    nxt_c = np.where(nxt >= n, prev, nxt).clip(0, n - 1)
+    span = (nxt_c - prev_c).astype(np.float32)
+    w = np.divide(index - prev_c, span, out=np.zeros_like(span), where=span > 0)  # as fill_gaps, same rounding
+    if how == "nearest":
+        w = (w > 0.5).astype(np.float32)
+    return prev_c, nxt_c, w
 
 
 def pad_or_crop(frames: np.ndarray, length: int, fill_values: np.ndarray) -> np.ndarray:

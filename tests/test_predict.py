@@ -1,0 +1,268 @@
+"""`slgt2 predict`: grids, class values, no data, batch independence, edges, the CLI, tilings and torchrun.
+
+Every scene here is a few 64-px tiles: the tiny model costs ~0.5 s per tile on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from typer.testing import CliRunner
+
+from predict_helpers import DATES, TABLE, make_checkpoint, sar_values, write_stack
+from slgt2_cli.checkpoint import load_checkpoint
+from slgt2_cli.cli import app
+from slgt2_cli.inference import Predictor
+from slgt2_cli.predict import PredictConfig, run_predict
+from slgt2_cli.stacks import open_stack
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ck") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def constant_ckpt(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ck") / "constant.pt", constant_class=1)
+
+
+def _predict(ck: Path, stack: Path, out: Path, **kw):
+    return run_predict(PredictConfig(ck, [stack], out, progress=False, device="cpu", **kw))
+
+
+def _read(path: Path):
+    with rasterio.open(path) as src:
+        return src.read(1), src.profile, src
+
+
+def test_output_grid_values_nodata_and_skipped_tiles(ckpt, tmp_path):
+    values = sar_values(64, 160)
+    values[:, :, :, 96:] = np.nan  # the last tile (cols 96..160) has no valid pixel: skipped
+    values[:, :, 5:15, 10:30] = np.nan  # a no-data block inside a computed tile
+    values[:2, :, 40:50, 40:50] = np.nan  # missing on some dates only: still predicted
+    stack = write_stack(tmp_path / "s.tif", values)
+    [result] = _predict(ckpt, stack, tmp_path / "map.tif")
+    assert result.stats["tiles"] == 3 and result.stats["skipped"] == 1
+
+    with rasterio.open(stack) as src_in, rasterio.open(tmp_path / "map.tif") as out:
+        assert out.crs == src_in.crs and out.crs.to_epsg() == 32633
+        assert out.transform == src_in.transform and (out.width, out.height) == (160, 64)
+        assert out.dtypes[0] == "uint16" and out.count == 1
+        data, nodata = out.read(1), out.nodata
+        assert out.tags(1)["CLASS_2000"] == "grassland"
+        assert out.colormap(1)[1110][:3] == tuple(TABLE.rgb()[0])
+    valid = data != nodata
+    assert set(np.unique(data[valid])) <= {1110, 2000, 3100}
+    assert not valid[:, 96:].any()
+    assert not valid[5:15, 10:30].any()
+    assert valid[40:50, 40:50].all()
+    expected = np.ones((64, 160), bool)
+    expected[:, 96:] = False
+    expected[5:15, 10:30] = False
+    assert (valid == expected).all()
+
+
+def test_file_nodata_value_and_zero_pixels_are_no_data(ckpt, tmp_path):
+    values = sar_values(40, 40)
+    values[:, :, :4, :] = -9999.0  # the file's nodata value
+    values[:, :, :, :3] = 0.0  # zero in every band
+    stack = write_stack(tmp_path / "s.tif", values, nodata=-9999.0)
+    _predict(ckpt, stack, tmp_path / "map.tif")
+    data, profile, _ = _read(tmp_path / "map.tif")
+    valid = data != profile["nodata"]
+    assert not valid[:4].any() and not valid[:, :3].any() and valid[4:, 3:].all()
+
+
+def _probabilities(ck: Path, stack_path: Path, batch_size: int, **kw) -> np.ndarray:
+    predictor = Predictor.from_checkpoint(load_checkpoint(ck), torch.device("cpu"), batch_size=batch_size, **kw)
+    with open_stack(stack_path) as stack:
+        out = np.zeros((predictor.num_classes + 1, stack.grid.height, stack.grid.width), np.float32)
+
+        def sink(window, probs, valid):
+            rows = slice(window.row_off, window.row_off + window.height)
+            out[:-1, rows] = probs
+            out[-1, rows] = valid
+
+        predictor.predict(stack, sink)
+    return out
+
+
+def test_result_does_not_depend_on_batch_size(ckpt, tmp_path):
+    stack = write_stack(tmp_path / "s.tif", sar_values(64, 150, seed=3))  # one row of 3 tiles
+    one = _probabilities(ckpt, stack, batch_size=1)
+    three = _probabilities(ckpt, stack, batch_size=3)
+    np.testing.assert_allclose(one, three, atol=1e-5)
+    assert (one[:-1].argmax(0) == three[:-1].argmax(0)).all()
+    assert one[-1].all()
+    np.testing.assert_allclose(one[:-1].sum(0), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(40, 50), (101, 77), (64, 64), (65, 63)])
+def test_constant_model_gives_its_class_everywhere(constant_ckpt, tmp_path, shape):
+    """Edges, a scene smaller than one tile and odd sizes all get the class (2000) the model always predicts."""
+    stack = write_stack(tmp_path / "s.tif", sar_values(*shape))
+    _predict(constant_ckpt, stack, tmp_path / "map.tif", confidence=tmp_path / "conf.tif")
+    data, profile, _ = _read(tmp_path / "map.tif")
+    assert data.shape == shape
+    assert (data == 2000).all()
+    conf, _, _ = _read(tmp_path / "conf.tif")
+    assert (conf == 255).all()
+
+
+def test_cli_several_stacks_into_a_directory(ckpt, tmp_path):
+    (tmp_path / "in").mkdir()
+    a = write_stack(tmp_path / "in" / "a.tif", sar_values(40, 48, seed=1))
+    b = write_stack(tmp_path / "in" / "b", sar_values(36, 44, seed=2), per_date_dir=True)
+    out, conf, prob = tmp_path / "maps", tmp_path / "conf", tmp_path / "prob"
+    args = ["predict", str(ckpt), str(a), str(b), str(out), "--confidence", str(conf), "--probabilities", str(prob),
+            "--device", "cpu", "--batch-size", "2", "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for name, (h, w) in (("a", (40, 48)), ("b", (36, 44))):
+        data, profile, _ = _read(out / f"{name}.tif")
+        assert data.shape == (h, w) and set(np.unique(data)) <= {1110, 2000, 3100}
+        with rasterio.open(conf / f"{name}.confidence.tif") as src:
+            assert src.count == 1 and src.dtypes[0] == "uint8" and (src.read(1) >= 85).all()  # > 1/3 for 3 classes
+        with rasterio.open(prob / f"{name}.probabilities.tif") as src:
+            assert src.count == len(TABLE) and src.dtypes[0] == "uint8"
+            p = src.read().astype(int)
+            assert (np.abs(p.sum(0) - 254) <= 3).all()
+            assert (p.argmax(0) == TABLE.encode(data)).mean() > 0.99  # rounding may flip near-ties
+    assert result.output.count("px/s") == 2
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2
+    assert "exists" in again.output and "--overwrite" in again.output and "Traceback" not in again.output
+    assert runner.invoke(app, args + ["--overwrite"]).exit_code == 0
+
+
+def test_cli_bad_inputs_exit_2(ckpt, tmp_path):
+    stack = write_stack(tmp_path / "s.tif", sar_values(20, 20))
+    for args in (["predict", str(tmp_path / "missing.pt"), str(stack), str(tmp_path / "m.tif")],
+                 ["predict", str(ckpt), str(tmp_path / "missing.tif"), str(tmp_path / "m.tif")],
+                 ["predict", str(ckpt), str(stack), str(tmp_path / "m.tif"), "--tile", "64", "--stride", "80"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+
+
+def _synth_dataset(root: Path) -> Path:
+    from slgt2_cli.synth import synthesize
+
+    synthesize(root, size=192, dates=8, scenes=5, scene_size=96, seed=0)
+    return root
+
+
+def tiling_agreement(checkpoint: Path, stack: Path, workdir: Path) -> float:
+    """Share of valid pixels on which tile 64 / stride 48 and tile 96 / stride 72 give the same class."""
+    maps = []
+    for tile, stride in ((64, 48), (96, 72)):
+        out = workdir / f"map_{tile}.tif"
+        _predict(checkpoint, stack, out, tile=tile, stride=stride, overwrite=True)
+        maps.append(_read(out))
+    (a, profile, _), (b, _, _) = maps
+    valid = (a != profile["nodata"]) & (b != profile["nodata"])
+    return float((a[valid] == b[valid]).mean())
+
+
+@pytest.mark.slow
+def test_two_tilings_agree_with_a_trained_model(tmp_path):
+    """A briefly trained tiny model: two tilings of one scene agree on >= 99 % of pixels (~10 min on 2 CPU cores)."""
+    data = _synth_dataset(tmp_path / "ds")
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                                 "--iterations", "60", "--val-every", "60", "--workers", "0", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    agreement = tiling_agreement(tmp_path / "run" / "best.pt", data / "scene" / "image.tif", tmp_path)
+    print(f"two-tilings agreement: {agreement:.4%}")
+    assert agreement >= 0.99
+
+
+def _torchrun() -> list[str]:
+    exe = shutil.which("torchrun")
+    return [exe] if exe else [sys.executable, "-m", "torch.distributed.run"]
+
+
+def test_torchrun_two_ranks_match_one_process(ckpt, tmp_path):
+    stacks = [write_stack(tmp_path / f"{n}.tif", sar_values(40, 44, seed=s)) for n, s in (("a", 1), ("b", 2))]
+    run_predict(PredictConfig(ckpt, stacks, tmp_path / "single", progress=False, device="cpu"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    cmd = _torchrun() + ["--nproc_per_node", "2", "--master_port", "29517", "-m", "slgt2_cli", "predict", str(ckpt),
+                         *map(str, stacks), str(tmp_path / "multi"), "--device", "cpu", "-q"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("a", "b"):
+        multi, single_ = _read(tmp_path / "multi" / f"{name}.tif")[0], _read(tmp_path / "single" / f"{name}.tif")[0]
+        assert (multi == single_).all()
+
+
+def test_checkpoint_with_provenance_loads(tmp_path):
+    """Provenance (as `slgt2 train` writes it) must survive the weights-only load predict uses."""
+    import torch as _torch
+
+    from slgt2_cli.checkpoint import provenance, save_checkpoint
+
+    ck = load_checkpoint(make_checkpoint(tmp_path / "a.pt"))
+    ck.provenance = provenance(kind="best")
+    save_checkpoint(ck, tmp_path / "b.pt")
+    assert load_checkpoint(tmp_path / "b.pt").provenance["torch_version"] == str(_torch.__version__)
+    ck.provenance["torch_version"] = _torch.__version__  # an older checkpoint: a TorchVersion object
+    save_checkpoint(ck, tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt").provenance["kind"] == "best"
+
+
+def test_tiles_prepared_in_row_windows_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch):
+    """The reader prepares side-by-side tiles as one window; cutting them out must change nothing."""
+    import slgt2_cli.inference as inference
+
+    values = sar_values(64, 150, seed=5)
+    values[:, :, 10:20, 60:90] = np.nan
+    values[1:3, :, 30:40, :] = np.nan
+    stack = write_stack(tmp_path / "s.tif", values)
+    together = _probabilities(ckpt, stack, batch_size=3)
+    monkeypatch.setattr(inference, "BAND_COLUMNS", 1)  # one tile per window
+    alone = _probabilities(ckpt, stack, batch_size=3)
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_column_groups():
+    from slgt2_cli.inference import column_groups
+    from slgt2_cli.tiling import TileGrid
+
+    tiles = TileGrid(64, 500, 64, 48).row_tiles(0)
+    for width in (1, 64, 100, 200, 500, 10_000):
+        groups = column_groups(tiles, width)
+        assert [t for g in groups for t in g] == tiles
+        assert all(len(g) == 1 or g[-1].col + g[-1].width - g[0].col <= width for g in groups)
+    assert len(column_groups(tiles, 10_000)) == 1 and len(column_groups(tiles, 64)) == len(tiles)
+
+
+@pytest.mark.parametrize("how", ["linear", "nearest"])
+def test_fill_gaps_fast_path_matches_general_path(how):
+    """Tiles whose pixels share one gap pattern take a fast path in fill_gaps; it must give the same bits."""
+    from slgt2_cli.temporal import fill_gaps
+
+    rng = np.random.default_rng(0)
+    fill = np.array([-10.0, -17.0], np.float32)
+    for gaps in ([0, 1, 5, 6, 7, 15], [3, 4], [], list(range(1, 16)), list(range(15))):
+        frames = rng.normal(-12, 3, (16, 2, 9, 7)).astype(np.float32)
+        frames[gaps] = np.nan
+        fast = fill_gaps(frames, how, fill)
+        odd = frames.copy()
+        odd[:, :, 0, 0] = np.nan  # one empty pixel: the general path
+        general = fill_gaps(odd, how, fill)
+        np.testing.assert_array_equal(fast[:, :, 1:], general[:, :, 1:])
+        np.testing.assert_array_equal(general[:, :, 0, 0], np.broadcast_to(fill, (16, 2)))
+        assert not np.isnan(fast).any()
