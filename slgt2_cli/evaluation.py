@@ -17,7 +17,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from slgt2_cli.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.classes import IGNORE_INDEX, ClassTable, LabelCensus
 from slgt2_cli.errors import InputError
 from slgt2_cli.geotiff import read_class_table
 from slgt2_cli.grid import Grid
@@ -95,6 +95,7 @@ def score_map(
     Left out: prediction nodata, label nodata, and values of either that are not in the class table.
     """
     cm = ConfusionMatrix(len(table))
+    census = LabelCensus(table)
     foreign = 0
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open_prediction(Path(prediction)) as src:
         grid = Grid.of(src)
@@ -107,10 +108,11 @@ def score_map(
                 known = pred != IGNORE_INDEX
                 foreign += int((~known if valid is None else (valid & ~known)).sum())
                 label_values, label_valid = aligned.read(window)
-                cm.update(pred, table.encode(label_values, label_valid))
+                cm.update(pred, census.add(label_values, label_valid))
     notes = []
     if foreign:
         notes.append(f"{foreign:,} predicted pixels have values outside the class table and were left out")
+    census.check("in the label raster", labels, "pass the class table the labels use with --classes")
     if cm.total == 0:
         raise InputError(
             "no pixel has both a prediction and a label value from the class table "

@@ -208,8 +208,6 @@ def _multiband_layout(src: Any, path: Path, channels: int | None) -> tuple[np.nd
         for date, entry in groups:
             if sorted(entry) != sorted(pols):
                 raise InputError(f"date {date} has bands {sorted(entry)}, expected {pols}", path)
-        if channels is not None and channels != len(pols):
-            raise InputError(f"the band descriptions give {len(pols)} channels, not {channels}", path)
         groups.sort(key=lambda g: g[0])  # stable: same-day observations keep their order
         table = np.array([[entry[p] for p in pols] for _, entry in groups], dtype=int)
         names = [p or f"band{i + 1}" for i, p in enumerate(pols)]
@@ -264,8 +262,6 @@ def _open_directory(path: Path, units: str | None, channels: int | None) -> Stac
     first = entries[0][1]
     with _open_raster(first) as src:
         grid, count = Grid.of(src), src.count
-        if channels is not None and channels != count:
-            raise InputError(f"has {count} bands, expected {channels} channels per date", first)
         pols = []
         for b in range(1, count + 1):
             pol, _ = _band_label(src, b)
@@ -277,7 +273,8 @@ def _open_directory(path: Path, units: str | None, channels: int | None) -> Stac
                     raise InputError(f"grid {Grid.of(other).describe()} differs from {first.name} "
                                      f"({grid.describe()}); all dates of a stack must share one grid", f)
                 if other.count != count:
-                    raise InputError(f"has {other.count} bands, {first.name} has {count}", f)
+                    raise InputError(f"has {other.count} bands, {first.name} has {count}; all dates of a stack need the "
+                                     "same bands", f)
                 if other.dtypes[0] != ref_dtype:
                     raise InputError(f"data type {other.dtypes[0]} differs from {first.name} ({ref_dtype})", f)
         members = [_Member(f, np.arange(1, count + 1)[None, :]) for _, f in entries]
@@ -288,7 +285,11 @@ def open_stack(path: str | Path, units: str | None = None, channels: int | None 
     """Open a stack: a multi-band GeoTIFF (date-major bands) or a directory of per-date GeoTIFFs.
 
     ``units`` overrides detection ("db", "linear", "scaled", "raw"); ``channels`` sets the channels per date
-    for files whose bands carry no names.
+    for multi-band files whose bands carry no names (named bands, and per-date files, say it themselves: a
+    caller that needs a channel count checks ``num_channels`` and says why).
+
+    Every problem with the files (missing, not a raster, unreadable header or data, dates on different
+    grids, no dates where they are needed) is an :class:`InputError` naming the file.
     """
     path = Path(path)
     if not path.exists():
