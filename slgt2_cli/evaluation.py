@@ -14,7 +14,6 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from slgt2_cli.classes import IGNORE_INDEX, ClassTable, LabelCensus
@@ -24,6 +23,7 @@ from slgt2_cli.grid import Grid
 from slgt2_cli.labels import open_aligned_labels
 from slgt2_cli.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.outputs import prepare_output
+from slgt2_cli.stacks import RASTER_ERRORS, _reason
 from slgt2_cli.report import format_table, plot_confusion, write_csv, write_json
 
 CHUNK_PIXELS = 1 << 20
@@ -78,8 +78,8 @@ def _open_prediction(path: Path) -> rasterio.io.DatasetReader:
         raise InputError("prediction not found", path)
     try:
         src = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"not a readable raster ({str(exc).splitlines()[0]})", path) from None
+    except RASTER_ERRORS as exc:
+        raise InputError(f"not a readable raster ({_reason(exc)})", path) from None
     if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
         src.close()
         raise InputError(f"a prediction must be a single-band integer class map (has {src.count} band(s), "
@@ -102,7 +102,10 @@ def score_map(
         nodata = src.nodata
         with open_aligned_labels(labels, grid, resampling) as aligned:
             for window in chunk_windows(src.width, src.height, src.block_shapes[0], chunk_pixels):
-                values = src.read(1, window=window)
+                try:
+                    values = src.read(1, window=window)
+                except RASTER_ERRORS as exc:
+                    raise InputError(f"damaged or truncated raster ({_reason(exc)})", prediction) from None
                 valid = values != nodata if nodata is not None else None
                 pred = table.encode(values, valid)
                 known = pred != IGNORE_INDEX
