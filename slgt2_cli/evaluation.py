@@ -23,8 +23,8 @@ from slgt2_cli.grid import Grid
 from slgt2_cli.labels import open_aligned_labels
 from slgt2_cli.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.outputs import prepare_output
-from slgt2_cli.stacks import RASTER_ERRORS, _reason
 from slgt2_cli.report import format_table, plot_confusion, write_csv, write_json
+from slgt2_cli.stacks import RASTER_ERRORS, _reason
 
 CHUNK_PIXELS = 1 << 20
 """Pixels read per step (~1 Mpx: a few tens of MB of working arrays)."""
