@@ -22,6 +22,8 @@ from torch.torch_version import TorchVersion
 from slgt2_cli import __version__
 from slgt2_cli.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.normalization import Normalization
+from slgt2_cli.temporal import TemporalRule
 
 FORMAT = "slgt2-checkpoint"
 FORMAT_VERSION = 1
@@ -42,13 +44,23 @@ class Checkpoint:
     stride: int
     provenance: dict[str, Any] = field(default_factory=dict)
     training_state: dict[str, Any] | None = None
+    source: Path | None = field(default=None, compare=False)
+    """The file it was loaded from (named in errors); not stored."""
 
     def build_model(self) -> torch.nn.Module:
-        """The network with its weights, in eval mode on the CPU."""
+        """The network with its weights, in eval mode on the CPU; InputError if they do not fit together."""
         from models import SLGT2Net
 
-        model = SLGT2Net(**self.model_config)
-        model.load_state_dict(self.state_dict)
+        try:
+            model = SLGT2Net(**self.model_config)
+        except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as exc:
+            raise InputError(f"its model config cannot build a network ({type(exc).__name__}: {_first_line(exc)})",
+                             self.source) from None
+        try:
+            model.load_state_dict(self.state_dict)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"its weights do not fit its model config, the file is damaged or foreign "
+                             f"({_first_line(exc, skip_header=True)})", self.source) from None
         return model.eval()
 
     def to_payload(self) -> dict[str, Any]:
@@ -65,6 +77,15 @@ class Checkpoint:
             "provenance": self.provenance,
             "training_state": self.training_state,
         }
+
+
+def _first_line(exc: BaseException, skip_header: bool = False, limit: int = 160) -> str:
+    """The telling line of an exception's message, shortened (torch's load_state_dict puts it second)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if skip_header and len(lines) > 1:
+        lines = lines[1:]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
@@ -109,16 +130,24 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
         # TorchVersion (a str subclass) is allowed so checkpoints written before provenance stored str() still load
         with torch.serialization.safe_globals([TorchVersion]):
             raw = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise InputError("not a readable slgt2 checkpoint: corrupt, truncated or foreign (it asks for more memory "
+                         "than there is)", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, foreign objects...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({reason[:120]})", path) from None
+        raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({_first_line(exc, limit=120)})",
+                         path) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         hint = "convert a reference checkpoint with `slgt2 convert-checkpoint`"
         if isinstance(raw, dict) and ("state_dict" in raw or "meta" in raw):
             raise InputError("is not an slgt2 checkpoint (it looks like a reference/mmseg file)", path, hint)
         raise InputError("is not an slgt2 checkpoint", path, hint)
-    if raw.get("format_version", 0) > FORMAT_VERSION:
-        raise InputError(f"was written by a newer slgt2 (format {raw['format_version']}); upgrade slgt2", path)
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or version < 1:
+        raise InputError(f"checkpoint is damaged (format version {version!r})", path)
+    if version > FORMAT_VERSION:
+        raise InputError(f"was written by a newer slgt2 (format {version}); upgrade slgt2", path)
     try:
         ck = Checkpoint(
             model_config=dict(raw["model"]["config"]),
@@ -132,9 +161,22 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             stride=int(raw["inference"]["stride"]),
             provenance=dict(raw.get("provenance") or {}),
             training_state=raw.get("training_state") if with_training_state else None,
+            source=path,
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"checkpoint is incomplete ({type(exc).__name__}: {exc})", path) from None
+        TemporalRule.from_dict(ck.temporal)
+        Normalization.from_dict(ck.normalization)
+        bad = [k for k, v in ck.state_dict.items() if not isinstance(v, torch.Tensor)]
+        if bad or not ck.state_dict:
+            raise ValueError(f"weights missing or not tensors ({', '.join(map(str, bad[:3])) or 'none'})")
+        if ck.patch_size < 1 or ck.stride < 1:
+            raise ValueError(f"inference patch {ck.patch_size} / stride {ck.stride}")
+    except InputError as exc:
+        raise InputError(f"checkpoint is damaged ({exc})", path) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise InputError(f"checkpoint is incomplete or damaged ({type(exc).__name__}: {_first_line(exc)})",
+                         path) from None
+    if with_training_state and not isinstance(ck.training_state, dict):
+        raise InputError("has no training state to resume from (it is a best.pt or a converted checkpoint)", path)
     if len(ck.classes) != ck.model_config.get("num_classes"):
         raise InputError(
             f"class table has {len(ck.classes)} classes but the model predicts {ck.model_config.get('num_classes')}",

@@ -104,6 +104,37 @@ class ClassTable:
             out[~valid] = IGNORE_INDEX
         return out
 
+    def describe_values(self, limit: int = 8) -> str:
+        """'7 classes: 1110, 1120, …' for messages."""
+        shown = ", ".join(str(v) for v in self.values[:limit])
+        return f"{len(self)} classes: {shown}{', …' if len(self) > limit else ''}"
+
     def decode(self, classes: np.ndarray) -> np.ndarray:
         """Model classes -> label values (int64)."""
         return self.values[np.asarray(classes)]
+
+
+class LabelCensus:
+    """Which label values a run has seen, to tell 'labels that match no class' from 'no labels at all'."""
+
+    def __init__(self, table: ClassTable, keep: int = 12):
+        self.table, self.keep = table, keep
+        self.known = 0
+        self.unknown: set[int] = set()
+
+    def add(self, values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Count the labels of a window; returns their model classes (like :meth:`ClassTable.encode`)."""
+        classes = self.table.encode(values, valid)
+        self.known += int((classes != IGNORE_INDEX).sum())
+        if len(self.unknown) < self.keep:
+            seen = np.asarray(values)[(classes == IGNORE_INDEX) & (True if valid is None else valid)]
+            self.unknown.update(int(v) for v in np.unique(seen)[: self.keep])
+        return classes
+
+    def check(self, what: str, path: str | Path | None, hint: str) -> None:
+        """InputError when labels were found but none has a value of the class table."""
+        if self.known == 0 and self.unknown:
+            found = sorted(self.unknown)[: self.keep]
+            raise InputError(f"none of the label values {what} ({', '.join(map(str, found))}"
+                             f"{', …' if len(self.unknown) > self.keep else ''}) is in the class table "
+                             f"({self.table.describe_values()})", path, hint)

@@ -143,6 +143,9 @@ def _mat_splits(root: Path) -> tuple[dict[str, list[Scene]], str]:
         is_label = path.stem.endswith("_label") or any(p.lower() in _LABEL_DIRS for p in rel.parts[:-1])
         stem = path.stem[: -len("_label")] if path.stem.endswith("_label") else path.stem
         (labels if is_label else images)[(split, stem)] = path
+    if not images and not labels:
+        raise InputError("no dataset found: expected classes.json, train/images/ and train/labels/ "
+                         "(or a seed .mat dataset with train/, val/, test/ folders)", root)
     if not images:
         raise InputError("no image .mat files under train/, val/ or test/ folders", root)
     first = next(iter(images.values()))
@@ -191,6 +194,25 @@ def open_dataset(root: str | Path, val_fraction: float = 0.2) -> DatasetSpec:
     return DatasetSpec(root, kind, classes, splits, held)
 
 
+def check_labels(spec: DatasetSpec, split: str = "train", rows: int = 512) -> None:
+    """InputError unless some label of ``split`` has a value of the class table (e.g. a classes.json written
+    for another dataset). Reads label windows only until the first matching value is found."""
+    from rasterio.windows import Window
+
+    from slgt2_cli.classes import LabelCensus
+
+    census = LabelCensus(spec.classes)
+    for scene in spec.scenes(split):
+        with scene.open() as stack, scene.open_labels(stack.grid) as labels:
+            for row in range(0, stack.grid.height, rows):
+                census.add(*labels.read(Window(0, row, stack.grid.width, min(rows, stack.grid.height - row))))
+                if census.known:
+                    return
+    table = spec.root / "classes.json"
+    census.check(f"of the {split} scenes", table if table.exists() else spec.root,
+                 "the class table must list the values the label rasters use")
+
+
 from slgt2_cli.patches import PatchDataset  # noqa: E402  (re-exported: training imports it from here)
 
-__all__ = ["DatasetSpec", "PatchDataset", "Scene", "hold_out", "open_dataset"]
+__all__ = ["DatasetSpec", "PatchDataset", "Scene", "check_labels", "hold_out", "open_dataset"]

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -59,8 +62,8 @@ def cli_errors(func: F) -> F:
             return func(*args, **kwargs)
         except InputError as exc:
             _fail(str(exc), EXIT_INPUT)
-        except KeyboardInterrupt:
-            _fail("interrupted", EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            _fail(f"interrupted: {exc}" if str(exc) else "interrupted", EXIT_INTERRUPTED)
         except MemoryError:
             _fail("out of memory (try a smaller --tile or --batch-size)", EXIT_INTERNAL)
         except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -69,3 +72,28 @@ def cli_errors(func: F) -> F:
             _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def terminate_as_interrupt(what: str = "no output was written") -> Iterator[None]:
+    """Within the block, SIGTERM (and SIGHUP) raise KeyboardInterrupt in the main thread like Ctrl-C, so
+    ``finally`` and ``except BaseException`` clean-ups run (e.g. temporaries removed) before the exit.
+    Later signals during that clean-up are ignored. A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise KeyboardInterrupt(f"{signal.Signals(signum).name} received; {what}")
+
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -14,10 +14,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from slgt2_cli.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.classes import IGNORE_INDEX, ClassTable, LabelCensus
 from slgt2_cli.errors import InputError
 from slgt2_cli.geotiff import read_class_table
 from slgt2_cli.grid import Grid
@@ -25,6 +24,7 @@ from slgt2_cli.labels import open_aligned_labels
 from slgt2_cli.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.outputs import prepare_output
 from slgt2_cli.report import format_table, plot_confusion, write_csv, write_json
+from slgt2_cli.stacks import RASTER_ERRORS, _reason
 
 CHUNK_PIXELS = 1 << 20
 """Pixels read per step (~1 Mpx: a few tens of MB of working arrays)."""
@@ -96,8 +96,8 @@ def _open_prediction(path: Path) -> rasterio.io.DatasetReader:
         raise InputError("prediction not found", path)
     try:
         src = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"not a readable raster ({str(exc).splitlines()[0]})", path) from None
+    except RASTER_ERRORS as exc:
+        raise InputError(f"not a readable raster ({_reason(exc)})", path) from None
     if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
         src.close()
         raise InputError(f"a prediction must be a single-band integer class map (has {src.count} band(s), "
@@ -113,22 +113,27 @@ def score_map(
     Left out: prediction nodata, label nodata, and values of either that are not in the class table.
     """
     cm = ConfusionMatrix(len(table))
+    census = LabelCensus(table)
     foreign = 0
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open_prediction(Path(prediction)) as src:
         grid = Grid.of(src)
         nodata = src.nodata
         with open_aligned_labels(labels, grid, resampling) as aligned:
             for window in chunk_windows(src.width, src.height, src.block_shapes[0], chunk_pixels):
-                values = src.read(1, window=window)
+                try:
+                    values = src.read(1, window=window)
+                except RASTER_ERRORS as exc:
+                    raise InputError(f"damaged or truncated raster ({_reason(exc)})", prediction) from None
                 valid = values != nodata if nodata is not None else None
                 pred = table.encode(values, valid)
                 known = pred != IGNORE_INDEX
                 foreign += int((~known if valid is None else (valid & ~known)).sum())
                 label_values, label_valid = aligned.read(window)
-                cm.update(pred, table.encode(label_values, label_valid))
+                cm.update(pred, census.add(label_values, label_valid))
     notes = []
     if foreign:
         notes.append(f"{foreign:,} predicted pixels have values outside the class table and were left out")
+    census.check("in the label raster", labels, "pass the class table the labels use with --classes")
     if cm.total == 0:
         raise InputError(
             "no pixel has both a prediction and a label value from the class table "

@@ -27,6 +27,7 @@ from slgt2_cli.normalization import Normalization
 from slgt2_cli.preprocess import prepare_input, valid_pixels
 from slgt2_cli.temporal import TemporalRule
 from slgt2_cli.tiling import BlendAccumulator, Tile, TileGrid, blend_weights
+from slgt2_cli.units import is_generic_name
 
 BAND_COLUMNS = 256
 """The reader prepares side-by-side tiles of a tile row in windows up to this wide (or one tile): overlapping
@@ -93,7 +94,7 @@ class Predictor:
             raise InputError(
                 f"the stack has {stack.num_channels} channels ({', '.join(stack.polarisations)}) but the model was "
                 f"trained on {self.norm.num_channels} ({', '.join(self.bands)})", stack.path)
-        known = [p for p in stack.polarisations if p]
+        known = [p for p in stack.polarisations if p and not is_generic_name(p)]  # 'band1': taken by position
         if known and len(known) == len(self.bands) and [p.upper() for p in known] != [b.upper() for b in self.bands]:
             raise InputError(f"the stack's polarisations {known} differ from the model's {self.bands}", stack.path)
         units = getattr(stack, "model_units", None)

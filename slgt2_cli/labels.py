@@ -14,12 +14,12 @@ from typing import Iterator
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError
 from slgt2_cli.grid import Grid
+from slgt2_cli.stacks import RASTER_ERRORS, _reason
 
 RESAMPLING = {"nearest": Resampling.nearest, "majority": Resampling.mode}
 
@@ -57,8 +57,8 @@ class AlignedLabels:
     def read(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
         try:
             values = self._reader.read(1, window=window, masked=False)
-        except RasterioIOError as exc:
-            raise InputError(f"cannot read labels ({exc})", self.path) from None
+        except RASTER_ERRORS as exc:
+            raise InputError(f"cannot read labels: damaged or truncated raster ({_reason(exc)})", self.path) from None
         valid = np.ones(values.shape, dtype=bool)
         if self._nodata is not None:
             valid &= values != self._nodata
@@ -100,12 +100,15 @@ def open_aligned_labels(path: str | Path, grid: Grid, resampling: str = "nearest
         raise InputError("label raster not found", path)
     try:
         src = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"not a readable raster ({str(exc).splitlines()[0]})", path) from None
+    except RASTER_ERRORS as exc:
+        raise InputError(f"not a readable raster ({_reason(exc)})", path) from None
     with src:
         if src.count != 1:
             raise InputError(f"a label raster must have one band, this one has {src.count}", path)
-        aligned = AlignedLabels(src, path, grid, resampling)
+        try:
+            aligned = AlignedLabels(src, path, grid, resampling)
+        except RASTER_ERRORS as exc:
+            raise InputError(f"damaged or truncated raster ({_reason(exc)})", path) from None
         try:
             yield aligned
         finally:

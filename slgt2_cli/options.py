@@ -13,11 +13,11 @@ DeviceOpt = Annotated[
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
 TileOpt = Annotated[
     Optional[int],
-    typer.Option("--tile", min=1, help="Tile size in pixels for sliding-window inference [default: the training patch]."),
+    typer.Option("--tile", help="Tile size in pixels for sliding-window inference [default: the training patch]."),
 ]
 StrideOpt = Annotated[
     Optional[int],
-    typer.Option("--stride", min=1, help="Step between tiles in pixels [default: tile × 200/224, as in the paper]."),
+    typer.Option("--stride", help="Step between tiles in pixels [default: tile × 200/224, as in the paper]."),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per forward pass.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]

@@ -12,9 +12,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from slgt2_cli.checkpoint import load_checkpoint
-from slgt2_cli.errors import InputError
-from slgt2_cli.geotiff import MapWriter, confidence_bytes, probability_bytes
+from slgt2_cli.errors import InputError, terminate_as_interrupt
+from slgt2_cli.geotiff import MapWriter, class_map_dtype, confidence_bytes, estimated_cog_bytes, probability_bytes
 from slgt2_cli.inference import Predictor, classes_from_probs, output_paths, resolve_device
+from slgt2_cli.outputs import prepare_output
 from slgt2_cli.stacks import open_stack
 from slgt2_cli.tiling import check_tile_stride
 
@@ -82,9 +83,8 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     stacks = expand_stacks(config.stacks)
     outputs = output_paths(stacks, config.output)
     many = len(stacks) > 1
-    tile = config.tile or ck.patch_size
-    if config.stride is not None:
-        check_tile_stride(tile, config.stride)
+    tile = config.tile if config.tile is not None else ck.patch_size
+    check_tile_stride(tile, config.stride if config.stride is not None else tile)
     device = resolve_device(config.device)
     predictor = Predictor.from_checkpoint(ck, device, tile=config.tile, stride=config.stride,
                                           batch_size=config.batch_size, tta=config.tta, blend=config.blend)
@@ -92,18 +92,33 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     for stack_path in stacks:  # everything that can fail on input, before any compute
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             predictor.check_stack(stack)
-    for out in outputs:
-        if out.exists() and not config.overwrite:
-            raise InputError("output exists (use --overwrite to replace it)", out)
+    _check_outputs(predictor, stacks, outputs, config, many)
     rank, world = _rank()
     results = []
-    for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
-        if i % world != rank:
-            continue
-        if many:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        results.append(_predict_one(predictor, stack_path, out, config, many))
+    with terminate_as_interrupt("the map being written was removed"):  # SIGTERM cleans up like Ctrl-C
+        for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
+            if i % world != rank:
+                continue
+            if many:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            results.append(_predict_one(predictor, stack_path, out, config, many))
     return results
+
+
+def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path], config: PredictConfig,
+                   many: bool) -> None:
+    """Every output: not there already (unless --overwrite), its directory writable, room on its disk."""
+    for stack_path, out in zip(stacks, outputs):
+        with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
+            grid = stack.grid
+        dtype, _ = class_map_dtype(predictor.classes)
+        wanted = [(out, 1, dtype),
+                  (_sibling(config.confidence, out, ".confidence.tif", many), 1, "uint8"),
+                  (_sibling(config.probabilities, out, ".probabilities.tif", many), len(predictor.classes), "uint8")]
+        for path, count, dt in wanted:
+            if path is not None:
+                prepare_output(path, overwrite=config.overwrite,
+                               need_bytes=estimated_cog_bytes(grid, count, dt) + (1 << 20))
 
 
 def _predict_one(predictor: Predictor, stack_path: Path, out: Path, config: PredictConfig, many: bool) -> PredictResult:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError
@@ -69,11 +71,29 @@ def _band_label(src: Any, band: int) -> tuple[str | None, dt.date | None]:
     return pol, date
 
 
+RASTER_ERRORS: tuple[type[BaseException], ...] = (RasterioError, CPLE_BaseError, OSError)
+"""What GDAL/rasterio raise for files that are not rasters, or damaged ones."""
+
+
+def _reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def _open_raster(path: Path) -> Any:
     try:
         return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"not a readable raster ({str(exc).splitlines()[0]})", path) from None
+    except RASTER_ERRORS as exc:
+        raise InputError(f"not a readable raster ({_reason(exc)})", path) from None
+
+
+@contextmanager
+def _damaged(path: Path) -> Iterator[None]:
+    """Header or data that GDAL cannot decode (a damaged or truncated file) -> InputError naming the file."""
+    try:
+        yield
+    except RASTER_ERRORS as exc:
+        raise InputError(f"damaged or truncated raster ({_reason(exc)})", path) from None
 
 
 def _declared_units(src: Any) -> str | None:
@@ -133,8 +153,8 @@ class Stack:
             src = self._handle(member.path)
             try:
                 data = src.read(member.bands.ravel().tolist(), window=window)
-            except (RasterioIOError, ValueError) as exc:
-                raise InputError(f"cannot read window {window} ({exc})", member.path) from None
+            except (*RASTER_ERRORS, ValueError) as exc:
+                raise InputError(f"cannot read window {window} ({_reason(exc)})", member.path) from None
             parts.append(data.reshape(member.bands.shape + data.shape[1:]))
         return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
 
@@ -150,8 +170,9 @@ class Stack:
         for member in self._members:
             if date < len(member.bands):
                 src = self._handle(member.path)
-                data = src.read(member.bands[date].tolist(), out_shape=(len(member.bands[date]),) + tuple(out_shape),
-                                resampling=Resampling.average)
+                with _damaged(member.path):
+                    data = src.read(member.bands[date].tolist(), out_shape=(len(member.bands[date]),) + tuple(out_shape),
+                                    resampling=Resampling.average)
                 return to_model_units(data[None], self.units, self.nodata)[0]
             date -= len(member.bands)
         raise IndexError(f"date {date} beyond the stack's {self.num_dates} dates")
@@ -208,8 +229,6 @@ def _multiband_layout(src: Any, path: Path, channels: int | None) -> tuple[np.nd
         for date, entry in groups:
             if sorted(entry) != sorted(pols):
                 raise InputError(f"date {date} has bands {sorted(entry)}, expected {pols}", path)
-        if channels is not None and channels != len(pols):
-            raise InputError(f"the band descriptions give {len(pols)} channels, not {channels}", path)
         groups.sort(key=lambda g: g[0])  # stable: same-day observations keep their order
         table = np.array([[entry[p] for p in pols] for _, entry in groups], dtype=int)
         names = [p or f"band{i + 1}" for i, p in enumerate(pols)]
@@ -262,22 +281,21 @@ def _open_directory(path: Path, units: str | None, channels: int | None) -> Stac
         entries.append((date, f))
     entries.sort()
     first = entries[0][1]
-    with _open_raster(first) as src:
+    with _open_raster(first) as src, _damaged(first):
         grid, count = Grid.of(src), src.count
-        if channels is not None and channels != count:
-            raise InputError(f"has {count} bands, expected {channels} channels per date", first)
         pols = []
         for b in range(1, count + 1):
             pol, _ = _band_label(src, b)
             pols.append(pol or f"band{b}")
         ref_dtype = src.dtypes[0]
         for date, f in entries[1:]:
-            with _open_raster(f) as other:
+            with _open_raster(f) as other, _damaged(f):
                 if not Grid.of(other).same_as(grid):
                     raise InputError(f"grid {Grid.of(other).describe()} differs from {first.name} "
                                      f"({grid.describe()}); all dates of a stack must share one grid", f)
                 if other.count != count:
-                    raise InputError(f"has {other.count} bands, {first.name} has {count}", f)
+                    raise InputError(f"has {other.count} bands, {first.name} has {count}; all dates of a stack need the "
+                                     "same bands", f)
                 if other.dtypes[0] != ref_dtype:
                     raise InputError(f"data type {other.dtypes[0]} differs from {first.name} ({ref_dtype})", f)
         members = [_Member(f, np.arange(1, count + 1)[None, :]) for _, f in entries]
@@ -288,14 +306,18 @@ def open_stack(path: str | Path, units: str | None = None, channels: int | None 
     """Open a stack: a multi-band GeoTIFF (date-major bands) or a directory of per-date GeoTIFFs.
 
     ``units`` overrides detection ("db", "linear", "scaled", "raw"); ``channels`` sets the channels per date
-    for files whose bands carry no names.
+    for multi-band files whose bands carry no names (named bands, and per-date files, say it themselves: a
+    caller that needs a channel count checks ``num_channels`` and says why).
+
+    Every problem with the files (missing, not a raster, unreadable header or data, dates on different
+    grids, no dates where they are needed) is an :class:`InputError` naming the file.
     """
     path = Path(path)
     if not path.exists():
         raise InputError("image stack not found", path)
     if path.is_dir():
         return _open_directory(path, units, channels)
-    with _open_raster(path) as src:
+    with _open_raster(path) as src, _damaged(path):
         if len({str(d) for d in src.dtypes}) != 1:
             raise InputError(f"bands have different data types ({', '.join(sorted(set(src.dtypes)))})", path)
         table, dates, pols = _multiband_layout(src, path, channels)

@@ -15,14 +15,19 @@ import numpy as np
 
 from slgt2_cli.errors import InputError
 
+MAX_TILE = 4096
+"""Largest tile accepted: one tile of the paper's input (2 channels × 16 frames) at this size is 4 GiB already."""
 WEIGHT_FLOOR = 1e-3
 """Smallest blending weight, so pixels covered only by a tile's edge (scene borders) still get a value."""
 
 
 def check_tile_stride(tile: int, stride: int) -> None:
-    """Raise :class:`InputError` unless ``0 < stride <= tile``."""
+    """Raise :class:`InputError` unless ``0 < stride <= tile <= MAX_TILE``."""
     if int(tile) != tile or tile < 1:
         raise InputError(f"--tile must be a positive number of pixels, got {tile}")
+    if tile > MAX_TILE:
+        raise InputError(f"--tile {tile} is larger than {MAX_TILE} px: one tile would not fit in memory "
+                         "(tiles of the training patch size work best)")
     if int(stride) != stride or stride < 1:
         raise InputError(f"--stride must be a positive number of pixels, got {stride}")
     if stride > tile:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from models import SLGT2Net, preset
 from slgt2_cli.checkpoint import Checkpoint, atomic_torch_save, load_checkpoint, provenance, save_checkpoint
 from slgt2_cli.classes import IGNORE_INDEX
-from slgt2_cli.datasets import DatasetSpec, PatchDataset, open_dataset
+from slgt2_cli.datasets import DatasetSpec, PatchDataset, check_labels, open_dataset
 from slgt2_cli.errors import InputError
 from slgt2_cli.inference import Predictor, resolve_device
 from slgt2_cli.metrics import ConfusionMatrix, compute_metrics
@@ -174,6 +174,7 @@ def prepare_run(config: TrainConfig, d: Dist) -> dict[str, Any]:
             if stack.num_channels != len(bands):
                 raise InputError(f"has {stack.num_channels} channels, other training stacks have {len(bands)}",
                                  scene.image)
+    check_labels(spec, "train")
     rule = TemporalRule.fit(dates, length=model_config["temporal_length"], mode=config.temporal_mode)
     norm = compute_normalization([s for s in train_scenes], rule, max_windows_per_stack=config.norm_windows)
     model_config.update(in_chans=len(bands), num_classes=len(spec.classes))
@@ -256,6 +257,14 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
         )
 
     stop = {"signal": None}
+    saved = {"step": step if resume_state is not None else None}  # the step last.pt holds
+
+    def kept() -> str:
+        advice = "lower --lr or check the input for extreme values"
+        if saved["step"] is None:
+            return f"no checkpoint had been written yet ({advice})"
+        return (f"{config.out / 'last.pt'} keeps the last good weights, of step {saved['step']} "
+                f"({advice}; --resume continues from it)")
 
     def on_signal(signum, _frame):
         stop["signal"] = signum
@@ -276,9 +285,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
                                        ignore_index=IGNORE_INDEX)
             if not torch.isfinite(loss):
                 if (y != IGNORE_INDEX).any():
-                    raise TrainingError(
-                        f"the loss became {loss.item()} at step {step + 1}; last.pt keeps the last good weights "
-                        "(lower --lr, check the input for extreme values, or resume with --resume)", config.out)
+                    raise TrainingError(f"the loss became {loss.item()} at step {step + 1}; {kept()}", config.out)
                 loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -295,6 +302,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
             if stop["signal"] is not None:
                 break
             if step % config.val_every == 0 or step == config.iterations:
+                if not _finite(model):  # never write non-finite weights over the last good checkpoint
+                    raise TrainingError(f"the weights became non-finite at step {step}; {kept()}", config.out)
                 cm = validate(model, setup, config, device, d)
                 metrics = compute_metrics(cm, setup["spec"].classes) if cm is not None else None
                 miou = metrics["miou"] if metrics and metrics["miou"] is not None else 0.0
@@ -314,6 +323,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
                         save_checkpoint(checkpoint("best", False), config.out / "best.pt")
                         run.best_report(cm, setup["spec"].classes, step)
                     save_checkpoint(checkpoint("last", True), config.out / "last.pt")
+                    saved["step"] = step
                     run.curves(history)
                     bar.write(f"step {step}: loss {record['loss']:.4f}  val mIoU {miou:.4f}  "
                               f"mF1 {record['mean_f1'] or 0:.4f}  (best {best:.4f} at {best_step})")
@@ -324,7 +334,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
             signal.signal(s, h)
     interrupted = stop["signal"] is not None and step < config.iterations
     if interrupted:
-        if d.main:
+        if d.main and _finite(model):
             save_checkpoint(checkpoint("last", True), config.out / "last.pt")
         raise KeyboardInterrupt(f"stopped at step {step}; resume with --resume")
     if d.main and not (config.out / "best.pt").exists():  # no validation split: the final weights are the best
@@ -352,6 +362,12 @@ def _batches(loader, stop: dict) -> Iterator:
                 return
             raise
         yield batch
+
+
+def _finite(model: torch.nn.Module) -> bool:
+    """True when every weight and buffer is finite."""
+    return all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()]
+               if t.is_floating_point())
 
 
 def _main_thread() -> bool:

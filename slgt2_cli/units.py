@@ -65,11 +65,16 @@ def detect_units(sample: np.ndarray, dtype: str, polarisations: Sequence[str], n
 
 
 def invalid_observations(raw: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(T, C, h, w) values -> (T, h, w) bool: NaN or nodata in any channel, or zero in every channel."""
+    """(T, C, h, w) values -> (T, h, w) bool: NaN, ±inf or nodata in any channel, or zero in every channel.
+
+    Infinite values are no data, like NaN: no backscatter is infinite, so they can only be fill values or
+    overflowed products (e.g. 10·log10(0) = -inf written by a dB conversion), and masking them keeps the rest
+    of the scene usable.
+    """
     raw = np.asarray(raw)
     bad = np.zeros((raw.shape[0],) + raw.shape[2:], dtype=bool)
     if np.issubdtype(raw.dtype, np.floating):
-        bad |= np.isnan(raw).any(axis=1)
+        bad |= ~np.isfinite(raw).all(axis=1)
     if nodata is not None and not np.isnan(nodata):
         bad |= (raw == nodata).any(axis=1)
     bad |= (raw == 0).all(axis=1)

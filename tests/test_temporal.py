@@ -125,3 +125,33 @@ def test_check_rejects_unmappable_stacks():
     with pytest.raises(InputError, match="one date per frame"):
         rule.apply(np.zeros((2, 1, 1, 1), np.float32), None)
     TemporalRule(length=4, mode="pad").check(_FakeStack(None))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 364), min_size=1, max_size=40, unique=True), st.integers(1, 48))
+def test_fitted_season_holds_every_training_date_and_periods_are_in_range(doys, length):
+    """Every training date falls into a period 0..L-1 of the fitted rule, in date order within the season."""
+    dates = [dt.date(2021, 1, 1) + dt.timedelta(days=d) for d in sorted(doys)]
+    rule = TemporalRule.fit([dates], length=length)
+    periods = rule.period_of(dates)
+    assert ((periods >= 0) & (periods < length)).all()
+    offsets = [(day_of_year(d) - rule.season_start) % 365 for d in dates]
+    order = np.argsort(offsets, kind="stable")
+    assert (np.diff(periods[order]) >= 0).all()
+    rule.check(type("S", (), {"dates": dates, "path": None})())  # a stack with those dates is accepted
+    assert TemporalRule.from_dict(rule.to_dict()) == rule
+
+
+@settings(max_examples=40, deadline=None)
+@given(observations(), st.integers(1, 24))
+def test_composite_of_infinite_free_input_is_within_the_observed_range(obs, length):
+    """Compositing averages and interpolates: each output lies between the channel's observed min and max."""
+    raw, dates = obs
+    rule = TemporalRule.fit([dates], length=length)
+    if (rule.period_of(dates) < 0).all():
+        return
+    fill = np.zeros(raw.shape[1], np.float32)
+    out = rule.apply(raw, dates, fill=fill)
+    for c in range(raw.shape[1]):
+        lo, hi = np.nanmin(np.append(raw[:, c], 0)), np.nanmax(np.append(raw[:, c], 0))
+        assert (out[:, c] >= lo - 1e-3).all() and (out[:, c] <= hi + 1e-3).all()

@@ -147,3 +147,36 @@ def test_tile_grid_iteration_clips_to_scene():
     assert tiles[-1] == (1, 3, 4, 4)
     small = list(TileGrid(3, 2, 8, 8))
     assert small == [(0, 0, 3, 2)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(-3, 5000), st.integers(-3, 5000))
+def test_tile_stride_accepted_exactly_when_sensible(tile, stride):
+    """check_tile_stride accepts 1 <= stride <= tile <= MAX_TILE and raises InputError otherwise, never more."""
+    from slgt2_cli.tiling import MAX_TILE, check_tile_stride
+
+    sensible = 1 <= stride <= tile <= MAX_TILE
+    if sensible:
+        check_tile_stride(tile, stride)
+    else:
+        with pytest.raises(InputError):
+            check_tile_stride(tile, stride)
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenes())
+def test_tiles_lie_inside_the_scene_and_cover_it_once_per_origin(scene):
+    height, width, tile, stride = scene
+    grid = TileGrid(height, width, tile, stride)
+    cover = np.zeros((height, width), np.int32)
+    tiles = list(grid)
+    assert len(tiles) == len(set(tiles)) == len(grid)
+    for t in tiles:
+        assert 0 <= t.row and 0 <= t.col and 1 <= t.height <= tile and 1 <= t.width <= tile
+        assert t.row + t.height <= height and t.col + t.width <= width
+        cover[t.slices()] += 1
+    assert cover.min() >= 1
+    finals = [grid.final_rows_after(r) for r in range(len(grid.rows))]
+    assert finals == sorted(finals) and finals[-1] == height
+    for r, until in enumerate(finals):  # rows declared final are touched by no later tile row
+        assert all(grid.rows[later] >= until for later in range(r + 1, len(grid.rows)))

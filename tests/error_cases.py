@@ -1,0 +1,296 @@
+"""Bad inputs and the one-line error each gets: the single source of `tests/test_errors.py` and `docs/errors.md`.
+
+``build_world(root)`` writes a small dataset, a checkpoint and a set of broken files under ``root`` (a few
+seconds); every case in :data:`CASES` is a command line over those files plus the substring its message must
+contain. ``docs/generate_errors_table.py`` runs the cases and writes the table; the tests check that the
+messages are still exactly the ones in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+PLACEHOLDER = "DIR"
+"""What the world's root directory is shown as in the documented messages."""
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    what: str  # the bad input, in words
+    argv: Callable[[Path], list[str]]
+    expect: str  # substring the message must contain
+    patch: Callable[[object], None] | None = None  # gets pytest's monkeypatch (in-process faults)
+
+    @property
+    def command(self) -> str:
+        return self.argv(Path(PLACEHOLDER))[0]
+
+
+def _write(path: Path, data: np.ndarray, crs=CRS.from_epsg(32633), transform=None, descriptions=(), nodata=None,
+           tags=None) -> Path:
+    data = np.asarray(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype, crs=crs, transform=transform or from_origin(500000, 5100000, 10, 10),
+                       nodata=nodata) as dst:
+        dst.write(data)
+        for b, text in enumerate(descriptions, start=1):
+            dst.set_band_description(b, text)
+        if tags:
+            dst.update_tags(**tags)
+    return path
+
+
+def _stack(rng: np.random.Generator, pols=("VV", "VH"), dates=("2021-05-08", "2021-06-13"), size=32) -> tuple:
+    data = rng.normal(-12, 3, (len(dates) * len(pols), size, size)).astype(np.float32)
+    return data, [f"{p}_{d}" for d in dates for p in pols]
+
+
+def build_world(root: Path) -> Path:
+    """A dataset, a checkpoint made from it and the broken inputs the cases use; returns ``root``."""
+    from models import SLGT2Net, preset
+    from slgt2_cli.checkpoint import Checkpoint, provenance, save_checkpoint
+    from slgt2_cli.datasets import open_dataset
+    from slgt2_cli.normalization import compute_normalization
+    from slgt2_cli.stacks import open_stack
+    from slgt2_cli.synth import synthesize
+    from slgt2_cli.temporal import TemporalRule
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    ds = root / "ds"
+    synthesize(ds, size=64, dates=8, scenes=3, seed=0, scene_size=64)
+    spec = open_dataset(ds)
+    train = spec.scenes("train")
+    with open_stack(train[0].image) as s:
+        dates, bands, units = s.dates, list(s.polarisations), s.model_units
+    config = preset("tiny", in_chans=len(bands), num_classes=len(spec.classes))
+    rule = TemporalRule.fit([dates], length=config["temporal_length"])
+    norm = compute_normalization(train, rule)
+    torch.manual_seed(0)
+    model = SLGT2Net(**config)
+    ck = Checkpoint(config, model.state_dict(), spec.classes, norm.to_dict(), rule.to_dict(), bands, units, 64, 57,
+                    provenance(kind="test"))
+    save_checkpoint(ck, root / "ck.pt")
+
+    # --- broken checkpoints
+    raw = (root / "ck.pt").read_bytes()
+    (root / "truncated.pt").write_bytes(raw[: len(raw) // 2])
+    torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
+    torch.save({"state_dict": {"backbone.x": torch.zeros(1)}, "meta": {}}, root / "reference.pt")
+    bad = Checkpoint(config, {k: v[..., :1] if v.ndim else v for k, v in model.state_dict().items()}, spec.classes,
+                     norm.to_dict(), rule.to_dict(), bands, units, 64, 57)
+    save_checkpoint(bad, root / "mismatched.pt")
+    (root / "notes.tif").write_text("these are notes, not an image\n")
+
+    # --- stacks
+    data, names = _stack(rng)
+    _write(root / "stack.tif", data, descriptions=names)
+    _write(root / "nodates.tif", data)
+    data3, names3 = _stack(rng, pols=("VV", "VH", "HH"))
+    _write(root / "three.tif", data3, descriptions=names3)
+    datahh, nameshh = _stack(rng, pols=("HH", "HV"))
+    _write(root / "hh.tif", datahh, descriptions=nameshh)
+    one = data[:2]
+    for name, kw in {"crs": dict(crs=CRS.from_epsg(32634)),
+                     "transform": dict(transform=from_origin(500100, 5100000, 10, 10)),
+                     "size": dict(size=16), "bands": dict(bands=3)}.items():
+        d = root / f"dates_{name}"
+        _write(d / "S1_20210508.tif", one, descriptions=["VV", "VH"])
+        other = one
+        if "size" in kw:
+            other = one[:, : kw.pop("size"), : 16]
+        if "bands" in kw:
+            other = np.concatenate([one, one[:1]])
+            kw.pop("bands")
+        _write(d / "S1_20210613.tif", other, **kw)
+    (root / "empty_stack").mkdir()
+    _write(root / "undated" / "S1_first.tif", one, descriptions=["VV", "VH"])
+
+    # --- labels (64 x 64 scene grid)
+    scene = ds / "scene"
+    with rasterio.open(scene / "labels.tif") as src:
+        labels, crs, transform = src.read(), src.crs, src.transform
+    _write(root / "far_labels.tif", labels, crs=crs, transform=transform @ transform.translation(5000, 0))
+    _write(root / "foreign_labels.tif", (labels % 7 + 1).astype(np.uint16), crs=crs, transform=transform)
+    _write(root / "two_band_labels.tif", np.concatenate([labels, labels]), crs=crs, transform=transform)
+    # a map to evaluate: the labels themselves, with the class table embedded as predict does
+    from slgt2_cli.geotiff import MapWriter
+    from slgt2_cli.grid import Grid
+
+    with rasterio.open(scene / "labels.tif") as src:
+        grid, values = Grid.of(src), src.read(1)
+    with MapWriter.classes(root / "map.tif", grid, spec.classes) as w:
+        w.write(rasterio.windows.Window(0, 0, grid.width, grid.height), values)
+
+    # --- datasets
+    (root / "not_a_dataset").mkdir()
+    (root / "no_train" / "train" / "images").mkdir(parents=True)
+    shutil.copy(ds / "classes.json", root / "no_train" / "classes.json")
+    shutil.copytree(ds, root / "no_classes", ignore=shutil.ignore_patterns("classes.json", "scene"))
+    foreign = root / "foreign_classes"
+    shutil.copytree(ds, foreign, ignore=shutil.ignore_patterns("scene"))
+    (foreign / "classes.json").write_text(json.dumps([{"value": 7001, "name": "a"}, {"value": 7002, "name": "b"}]))
+    (root / "old_run").mkdir()
+    shutil.copy(root / "ck.pt", root / "old_run" / "last.pt")
+    (root / "a_file").write_text("")
+    return root
+
+
+def _full_disk(monkeypatch) -> None:
+    import shutil as sh
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(sh, "disk_usage", lambda path: usage(10 << 30, 10 << 30, 1024))
+
+
+P = ["predict", "--quiet", "--device", "cpu"]
+T = ["train", "--preset", "tiny", "--patch-size", "32", "--iterations", "2", "--workers", "0", "--quiet",
+     "--device", "cpu"]
+
+
+def _p(*args: str) -> Callable[[Path], list[str]]:
+    """predict argv with ``{}`` in args replaced by the world's root."""
+    return lambda w: [a.replace("{}", str(w)) for a in (*P, *args)]
+
+
+def _cmd(*args: str) -> Callable[[Path], list[str]]:
+    return lambda w: [a.replace("{}", str(w)) for a in args]
+
+
+CASES: list[Case] = [
+    # --- files that are missing or not what they should be
+    Case("stack_missing", "image stack path does not exist", _p("{}/ck.pt", "{}/nope.tif", "{}/out.tif"),
+         "image stack not found"),
+    Case("checkpoint_missing", "checkpoint path does not exist", _p("{}/nope.pt", "{}/stack.tif", "{}/out.tif"),
+         "checkpoint not found"),
+    Case("checkpoint_directory", "a directory given as the checkpoint", _p("{}/ds", "{}/stack.tif", "{}/out.tif"),
+         "not a checkpoint file"),
+    Case("stack_not_raster", "a stack file that is not a raster", _p("{}/ck.pt", "{}/notes.tif", "{}/out.tif"),
+         "not a readable raster"),
+    # --- stacks whose dates do not share one grid
+    Case("dates_crs", "per-date files on different CRS", _p("{}/ck.pt", "{}/dates_crs", "{}/out.tif"),
+         "all dates of a stack must share one grid"),
+    Case("dates_transform", "per-date files with different transforms",
+         _p("{}/ck.pt", "{}/dates_transform", "{}/out.tif"), "all dates of a stack must share one grid"),
+    Case("dates_size", "per-date files of different sizes", _p("{}/ck.pt", "{}/dates_size", "{}/out.tif"),
+         "all dates of a stack must share one grid"),
+    Case("dates_bands", "per-date files with different band counts", _p("{}/ck.pt", "{}/dates_bands", "{}/out.tif"),
+         "has 3 bands"),
+    # --- dates
+    Case("stack_dir_empty", "a stack directory without .tif files", _p("{}/ck.pt", "{}/empty_stack", "{}/out.tif"),
+         "holds no .tif files"),
+    Case("stack_file_undated", "a per-date file without a date in its name", _p("{}/ck.pt", "{}/undated", "{}/out.tif"),
+         "no date (YYYYMMDD or YYYY-MM-DD) in the file name"),
+    Case("stack_no_dates", "a multi-band stack whose bands carry no dates",
+         _p("{}/ck.pt", "{}/nodates.tif", "{}/out.tif"), "the stack has no dates"),
+    # --- stack versus checkpoint
+    Case("channels", "3 channels per date, the checkpoint has 2", _p("{}/ck.pt", "{}/three.tif", "{}/out.tif"),
+         "the stack has 3 channels"),
+    Case("polarisations", "HH/HV stack, the checkpoint has VV/VH", _p("{}/ck.pt", "{}/hh.tif", "{}/out.tif"),
+         "differ from the model's"),
+    Case("units_unknown", "--units that is not a unit", _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--units", "furlongs"),
+         "unknown units"),
+    Case("units_mismatch", "units the checkpoint cannot take (raw values for a dB model)",
+         _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--units", "raw"), "trained on 'db'"),
+    # --- checkpoints
+    Case("checkpoint_truncated", "a truncated checkpoint", _p("{}/truncated.pt", "{}/stack.tif", "{}/out.tif"),
+         "corrupt, truncated or foreign"),
+    Case("checkpoint_not_torch", "a file that is not a checkpoint at all", _p("{}/notes.tif", "{}/stack.tif", "{}/out.tif"),
+         "corrupt, truncated or foreign"),
+    Case("checkpoint_foreign", "a PyTorch file that is not an slgt2 checkpoint",
+         _p("{}/foreign.pt", "{}/stack.tif", "{}/out.tif"), "is not an slgt2 checkpoint"),
+    Case("checkpoint_reference", "a reference (mmseg) checkpoint given to predict",
+         _p("{}/reference.pt", "{}/stack.tif", "{}/out.tif"), "slgt2 convert-checkpoint"),
+    Case("checkpoint_weights", "checkpoint weights that do not fit its model config",
+         _p("{}/mismatched.pt", "{}/stack.tif", "{}/out.tif"), "weights do not fit"),
+    # --- outputs
+    Case("output_exists", "the output exists and --overwrite is not given",
+         _p("{}/ck.pt", "{}/stack.tif", "{}/notes.tif"), "--overwrite"),
+    Case("output_dir_unwritable", "the output's directory cannot be created",
+         _p("{}/ck.pt", "{}/stack.tif", "{}/a_file/out.tif"), "cannot create the output directory"),
+    Case("disk_full", "not enough free disk space for the map", _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif"),
+         "not enough free disk space", patch=_full_disk),
+    # --- tiles
+    Case("stride_gt_tile", "--stride larger than --tile",
+         _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--tile", "32", "--stride", "48"), "must not exceed --tile"),
+    Case("tile_zero", "--tile 0", _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--tile", "0"),
+         "--tile must be a positive"),
+    Case("tile_huge", "--tile far too large to fit in memory",
+         _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--tile", "100000"), "larger than 4096 px"),
+    Case("stride_zero", "--stride 0", _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--stride", "0"),
+         "--stride must be a positive"),
+    # --- labels and evaluate
+    Case("labels_missing", "label raster path does not exist", _cmd("evaluate", "{}/map.tif", "{}/nope.tif"),
+         "label raster not found"),
+    Case("labels_no_overlap", "a label raster that does not overlap the map",
+         _cmd("evaluate", "{}/map.tif", "{}/far_labels.tif"), "does not overlap"),
+    Case("labels_foreign_values", "label values none of which are in the class table",
+         _cmd("evaluate", "{}/map.tif", "{}/foreign_labels.tif"), "none of the label values"),
+    Case("labels_two_bands", "a label raster with two bands", _cmd("evaluate", "{}/map.tif", "{}/two_band_labels.tif"),
+         "must have one band"),
+    Case("prediction_not_raster", "a prediction that is not a raster", _cmd("evaluate", "{}/notes.tif", "{}/map.tif"),
+         "not a readable raster"),
+    # --- datasets and train
+    Case("dataset_missing", "dataset directory does not exist", lambda w: [*T, str(w / "nope"), "--out", str(w / "run")],
+         "dataset directory not found"),
+    Case("dataset_empty", "an empty directory given as the dataset",
+         lambda w: [*T, str(w / "not_a_dataset"), "--out", str(w / "run")], "no dataset found"),
+    Case("dataset_no_train", "a dataset whose train split has no scenes",
+         lambda w: [*T, str(w / "no_train"), "--out", str(w / "run")], "has no training scenes"),
+    Case("dataset_no_classes", "a dataset without classes.json",
+         lambda w: [*T, str(w / "no_classes"), "--out", str(w / "run")], "has no classes.json"),
+    Case("dataset_foreign_classes", "training labels none of which are in classes.json",
+         lambda w: [*T, str(w / "foreign_classes"), "--out", str(w / "run")], "none of the label values"),
+    Case("run_exists", "train into a run directory that holds a run",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "old_run")], "use --resume"),
+    Case("resume_nothing", "--resume without a last.pt",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "fresh_run"), "--resume"], "nothing to resume"),
+    Case("run_dir_unwritable", "a run directory that cannot be created",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "a_file" / "run")], "cannot write the run directory"),
+    Case("patch_size", "--patch-size that is not a multiple of 32",
+         lambda w: [*T, "--patch-size", "48", str(w / "ds"), "--out", str(w / "run")], "multiple of 32"),
+    # --- convert-checkpoint
+    Case("convert_corrupt", "a reference checkpoint that is not a checkpoint",
+         _cmd("convert-checkpoint", "{}/notes.tif", "{}/converted.pt"), "notes.tif"),
+]
+
+
+# --- running a case and the documented table ----------------------------------------------------------------
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+TABLE_HEADER = ("| Case | Bad input | Command | Message on stderr (exit status 2) |\n"
+                "|---|---|---|---|\n")
+
+
+def run_case(case: Case, root: Path, monkeypatch) -> tuple[int, str]:
+    """Run ``case`` in-process; (exit code, stderr with the world's root shown as DIR)."""
+    from typer.testing import CliRunner
+
+    from slgt2_cli.cli import app
+
+    if case.patch is not None:
+        case.patch(monkeypatch)
+    result = CliRunner().invoke(app, case.argv(root), env={"SLGT2_DEBUG": "0", "COLUMNS": "200"})
+    return result.exit_code, result.stderr.replace(str(root), PLACEHOLDER)
+
+
+def render_row(case: Case, message: str) -> str:
+    text = message.strip().replace("|", "\\|")
+    return f"| `{case.id}` | {case.what} | `{case.command}` | `` {text} `` |\n"
+
+
+def render_table(messages: dict[str, str]) -> str:
+    return TABLE_HEADER + "".join(render_row(c, messages[c.id]) for c in CASES)
