@@ -21,8 +21,8 @@ from slgt2_cli.errors import InputError
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": dict(iterations=40000, batch_size=2, patch_size=224, lr=1e-4, val_every=2000),
     "paper-brandenburg": dict(iterations=40000, batch_size=2, patch_size=224, lr=1e-4, val_every=2000),
-    "small": dict(iterations=10000, batch_size=4, patch_size=128, lr=3e-4, val_every=1000),
-    "tiny": dict(iterations=600, batch_size=8, patch_size=64, lr=2e-3, val_every=150),
+    "small": dict(iterations=10000, batch_size=4, patch_size=128, lr=1e-3, val_every=1000, warmup=200),
+    "tiny": dict(iterations=600, batch_size=8, patch_size=64, lr=1e-2, val_every=150, warmup=20),
 }
 
 
@@ -39,6 +39,8 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-5
     poly_power: float = 0.9
+    warmup: int = 0
+    """Steps of linear learning-rate warm-up before the poly decay (the paper uses none)."""
     val_every: int = 2000
     val_stride: int | None = None
     val_fraction: float = 0.2

@@ -146,8 +146,13 @@ def class_weights(config: TrainConfig, spec: DatasetSpec) -> torch.Tensor | None
     return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
 
 
-def poly_lambda(iterations: int, power: float):
-    return lambda step: max(0.0, 1.0 - step / max(1, iterations)) ** power
+def poly_lambda(iterations: int, power: float, warmup: int = 0):
+    """Learning-rate factor at a step: linear warm-up over ``warmup`` steps, then poly decay to 0."""
+    def factor(step: int) -> float:
+        ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+        return ramp * max(0.0, 1.0 - step / max(1, iterations)) ** power
+
+    return factor
 
 
 def _mixed_precision(device: torch.device, mode: str) -> tuple[torch.dtype | None, bool]:
@@ -213,7 +218,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
 
     model = SLGT2Net(**setup["model_config"]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power, config.warmup))
     weights = class_weights(config, setup["spec"])
     amp_dtype, use_scaler = _mixed_precision(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)

@@ -55,7 +55,7 @@ def test_tiny_model_overfits_a_small_dataset(tmp_path):
         if other != train_scene:
             (shutil.rmtree if other.is_dir() else os.remove)(other)
     result = runner.invoke(app, ["train", str(root), "--out", str(tmp_path / "run"), "--preset", "tiny",
-                                 "--patch-size", "64", "--batch-size", "2", "--iterations", "100", "--val-every", "50",
+                                 "--patch-size", "64", "--batch-size", "2", "--iterations", "200", "--val-every", "100",
                                  "--no-augment", "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

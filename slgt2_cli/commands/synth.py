@@ -25,7 +25,12 @@ def synth(
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
 ) -> None:
-    """Write synthetic Sentinel-1 VV/VH time series with parcels, phenology, speckle and labels."""
+    """Write synthetic Sentinel-1 VV/VH time series with parcels, phenology, speckle and labels.
+
+    Writes OUT_DIR/classes.json, train/ val/ test/ (images + labels) and scene/ (a larger image + labels).
+
+    Example:  slgt2 synth data/ --size 2048 --dates 30
+    """
     from slgt2_cli.synth import synthesize
 
     def progress(message: str) -> None:

@@ -22,7 +22,7 @@ def train(
     iterations: Annotated[Optional[int], typer.Option("--iterations", min=1, help="Training steps. [default: preset recipe: paper 40000, tiny 600]")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Patches per step (per GPU under torchrun). [default: paper 2, tiny 8]")] = None,
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", min=32, help="Patch size in pixels, a multiple of 32. [default: paper 224, tiny 64]")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (poly decay, power 0.9). [default: paper 1e-4, tiny 2e-3]")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (poly decay, power 0.9). [default: paper 1e-4, tiny 1e-2]")] = None,
     val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate and checkpoint every N steps. [default: paper 2000, tiny 150]")] = None,
     class_weights: Annotated[Optional[str], typer.Option("--class-weights", help="none, auto (from label frequencies) or one weight per class, comma-separated.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Data-loading processes. [default: 2]")] = None,
