@@ -124,31 +124,46 @@ class Predictor:
         acc = BlendAccumulator(self.num_classes + 1, stack.grid.width)  # + 1: the validity channel
         stats = {"tiles": len(grid), "skipped": 0, "model_s": 0.0}
         reader = _TileReader(stack, grid, self.rule, self.norm, self.tile)
+        # Batches run across tile-row boundaries (full batches are much cheaper per tile than a ragged one
+        # per row); a band is written once every tile of the rows above it has been added.
+        remaining: dict[int, int] = {}  # tile row -> tiles not yet added
+        state = {"next_row": 0, "rows_done": 0}
+
+        def flush_final_bands() -> None:
+            while remaining.get(state["next_row"]) == 0:
+                until = grid.final_rows_after(state["next_row"])
+                if until > state["rows_done"]:
+                    row0, probs = acc.pop_final(until)
+                    sink(Window(0, row0, stack.grid.width, until - row0), probs[:-1], probs[-1] > 0.5)
+                    state["rows_done"] = until
+                state["next_row"] += 1
+
+        def run(batch: list) -> None:
+            self._run([item[1:] for item in batch], acc, weights, stats)
+            for r, *_ in batch:
+                remaining[r] -= 1
+
         try:
-            pending: list[tuple[Tile, np.ndarray, np.ndarray]] = []
-            rows_done = 0
+            pending: list[tuple[int, Tile, np.ndarray, np.ndarray]] = []
             for r, row_tiles in reader:
+                remaining[r] = len(row_tiles)
                 for tile, x, valid in row_tiles:
                     if x is None:
                         stats["skipped"] += 1
                         acc.add(tile.row, tile.col, np.zeros((self.num_classes + 1, tile.height, tile.width),
                                                              np.float32), weights)
+                        remaining[r] -= 1
                     else:
-                        pending.append((tile, x, valid))
+                        pending.append((r, tile, x, valid))
                     if len(pending) == self.batch_size:
-                        self._run(pending, acc, weights, stats)
+                        run(pending)
                         pending = []
-                if pending:  # the whole tile row must be in before its top band is final
-                    self._run(pending, acc, weights, stats)
-                    pending = []
-                until = grid.final_rows_after(r)
-                if until > rows_done:
-                    row0, probs = acc.pop_final(until)
-                    valid_band = probs[-1] > 0.5
-                    sink(Window(0, row0, stack.grid.width, until - row0), probs[:-1], valid_band)
-                    rows_done = until
+                flush_final_bands()
                 if progress:
                     progress(len(row_tiles))
+            if pending:
+                run(pending)
+            flush_final_bands()
         finally:
             reader.close()
         return stats
