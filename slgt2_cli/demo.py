@@ -12,7 +12,7 @@ from slgt2_cli.errors import InputError
 # (scene px, dates, scenes, scene_size, iterations, val_every, batch)
 PLANS = {
     "full": dict(size=512, dates=24, scenes=10, scene_size=192, iterations=600, val_every=150, batch_size=8),
-    "quick": dict(size=256, dates=16, scenes=6, scene_size=128, iterations=140, val_every=70, batch_size=8),
+    "quick": dict(size=256, dates=16, scenes=6, scene_size=128, iterations=180, val_every=90, batch_size=8),
 }
 
 
