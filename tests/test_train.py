@@ -40,9 +40,12 @@ def _env():
 
 
 def test_tiny_model_overfits_a_small_dataset(tmp_path):
-    """Train and validate on the same scene: the network must be able to fit it (val mIoU >= 0.9)."""
+    """Train and validate on the same scene: the network must be able to fit it (val mIoU >= 0.9).
+
+    Seed 7's training scene holds three classes of 866-1712 pixels each: no class of a handful of pixels
+    decides the mean IoU."""
     root = tmp_path / "ds"
-    synthesize(root, size=32, dates=8, scenes=3, seed=1, scene_size=64)
+    synthesize(root, size=32, dates=8, scenes=3, seed=7, scene_size=64)
     train_scene = next((root / "train" / "images").iterdir())
     for split in ("val", "test"):
         shutil.rmtree(root / split)
