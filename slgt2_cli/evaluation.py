@@ -24,7 +24,7 @@ from slgt2_cli.labels import open_aligned_labels
 from slgt2_cli.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.outputs import prepare_output
 from slgt2_cli.report import format_table, plot_confusion, write_csv, write_json
-from slgt2_cli.stacks import RASTER_ERRORS, _reason
+from slgt2_cli.stacks import RASTER_ERRORS, _reason, open_raster
 
 CHUNK_PIXELS = 1 << 20
 """Pixels read per step (~1 Mpx: a few tens of MB of working arrays)."""
@@ -92,12 +92,7 @@ def resolve_class_table(classes: Path | None, prediction: Path) -> ClassTable:
 
 
 def _open_prediction(path: Path) -> rasterio.io.DatasetReader:
-    if not path.exists():
-        raise InputError("prediction not found", path)
-    try:
-        src = rasterio.open(path)
-    except RASTER_ERRORS as exc:
-        raise InputError(f"not a readable raster ({_reason(exc)})", path) from None
+    src = open_raster(path, "prediction not found")
     if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
         src.close()
         raise InputError(f"a prediction must be a single-band integer class map (has {src.count} band(s), "

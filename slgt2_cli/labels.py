@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError
 from slgt2_cli.grid import Grid
-from slgt2_cli.stacks import RASTER_ERRORS, _reason
+from slgt2_cli.stacks import RASTER_ERRORS, _reason, open_raster
 
 RESAMPLING = {"nearest": Resampling.nearest, "majority": Resampling.mode}
 
@@ -96,12 +96,7 @@ def open_aligned_labels(path: str | Path, grid: Grid, resampling: str = "nearest
     path = Path(path)
     if resampling not in RESAMPLING:
         raise InputError(f"unknown resampling {resampling!r}; use one of {sorted(RESAMPLING)}")
-    if not path.exists():
-        raise InputError("label raster not found", path)
-    try:
-        src = rasterio.open(path)
-    except RASTER_ERRORS as exc:
-        raise InputError(f"not a readable raster ({_reason(exc)})", path) from None
+    src = open_raster(path, "label raster not found")
     with src:
         if src.count != 1:
             raise InputError(f"a label raster must have one band, this one has {src.count}", path)

@@ -17,7 +17,7 @@ from slgt2_cli.geotiff import MapWriter, class_map_dtype, confidence_bytes, esti
 from slgt2_cli.inference import Predictor, classes_from_probs, output_paths, resolve_device
 from slgt2_cli.outputs import prepare_output
 from slgt2_cli.stacks import open_stack
-from slgt2_cli.tiling import check_tile_stride
+from slgt2_cli.tiling import TileGrid, check_tile_stride
 
 
 @dataclass
@@ -139,14 +139,9 @@ def _predict_one(predictor: Predictor, stack_path: Path, out: Path, config: Pred
             if prob is not None:
                 prob.write(window, probability_bytes(probs, valid))
 
-        total = len(predictor_grid_tiles(predictor, grid))
+        total = len(TileGrid(grid.height, grid.width, predictor.tile, predictor.stride))
         with tqdm(total=total, unit="tile", desc=stack_path.name, disable=not config.progress, leave=False) as bar:
             stats = predictor.predict(stack, sink, progress=bar.update)
         # leaving the ExitStack commits every writer (COG + rename); an error aborts them all
     return PredictResult(stack_path, out, time.perf_counter() - start, grid.width * grid.height, stats)
 
-
-def predictor_grid_tiles(predictor: Predictor, grid) -> range:
-    from slgt2_cli.tiling import TileGrid
-
-    return range(len(TileGrid(grid.height, grid.width, predictor.tile, predictor.stride)))

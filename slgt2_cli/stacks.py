@@ -80,7 +80,10 @@ def _reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _open_raster(path: Path) -> Any:
+def open_raster(path: Path, missing: str = "file not found") -> Any:
+    """rasterio.open with one clear InputError naming the file when it is missing or not a raster."""
+    if not Path(path).exists():
+        raise InputError(missing, path)
     try:
         return rasterio.open(path)
     except RASTER_ERRORS as exc:
@@ -143,7 +146,7 @@ class Stack:
         if self._pid != os.getpid():  # forked (DataLoader worker): never share file offsets with the parent
             self._handles, self._pid = {}, os.getpid()
         if path not in self._handles:
-            self._handles[path] = _open_raster(path)
+            self._handles[path] = open_raster(path)
         return self._handles[path]
 
     def read_stored(self, window: Window | None = None) -> np.ndarray:
@@ -281,7 +284,7 @@ def _open_directory(path: Path, units: str | None, channels: int | None) -> Stac
         entries.append((date, f))
     entries.sort()
     first = entries[0][1]
-    with _open_raster(first) as src, _damaged(first):
+    with open_raster(first) as src, _damaged(first):
         grid, count = Grid.of(src), src.count
         pols = []
         for b in range(1, count + 1):
@@ -289,7 +292,7 @@ def _open_directory(path: Path, units: str | None, channels: int | None) -> Stac
             pols.append(pol or f"band{b}")
         ref_dtype = src.dtypes[0]
         for date, f in entries[1:]:
-            with _open_raster(f) as other, _damaged(f):
+            with open_raster(f) as other, _damaged(f):
                 if not Grid.of(other).same_as(grid):
                     raise InputError(f"grid {Grid.of(other).describe()} differs from {first.name} "
                                      f"({grid.describe()}); all dates of a stack must share one grid", f)
@@ -317,7 +320,7 @@ def open_stack(path: str | Path, units: str | None = None, channels: int | None 
         raise InputError("image stack not found", path)
     if path.is_dir():
         return _open_directory(path, units, channels)
-    with _open_raster(path) as src, _damaged(path):
+    with open_raster(path) as src, _damaged(path):
         if len({str(d) for d in src.dtypes}) != 1:
             raise InputError(f"bands have different data types ({', '.join(sorted(set(src.dtypes)))})", path)
         table, dates, pols = _multiband_layout(src, path, channels)

@@ -8,8 +8,6 @@ ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import random
 import signal
@@ -25,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models import SLGT2Net, preset
-from slgt2_cli.checkpoint import Checkpoint, atomic_torch_save, load_checkpoint, provenance, save_checkpoint
+from slgt2_cli.checkpoint import Checkpoint, load_checkpoint, provenance, save_checkpoint
 from slgt2_cli.classes import IGNORE_INDEX
 from slgt2_cli.datasets import DatasetSpec, PatchDataset, check_labels, open_dataset
 from slgt2_cli.errors import InputError
@@ -49,7 +47,6 @@ class TrainResult:
     best_miou: float
     best_step: int
     seconds: float
-    interrupted: bool = False
 
 
 # --- distributed ----------------------------------------------------------------------------------------------
@@ -405,14 +402,6 @@ def describe_result(result: TrainResult) -> str:
     return (f"trained {result.step} steps in {result.seconds / 60:.1f} min; {best}\n"
             f"checkpoints: {result.run_dir / 'best.pt'}, {result.run_dir / 'last.pt'}\n"
             f"metrics log: {result.run_dir / 'metrics.jsonl'}; curves: {result.run_dir / 'curves.png'}")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, float) and math.isnan(o):
-        return None
-    raise TypeError(type(o))
 
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingError", "train", "describe_result"]
