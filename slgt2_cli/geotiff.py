@@ -33,7 +33,7 @@ from slgt2_cli.outputs import discard, prepare_output, temp_path
 
 BLOCK = 512
 GDAL_CACHE_MB = 256
-"""GDAL block cache while writing (its default, 5 % of RAM, lets overview building grow with the map)."""
+"""GDAL block cache while building overviews and the COG (its default, 5 % of RAM, lets that grow with the map)."""
 CONFIDENCE_NODATA = 0
 """Confidence = round(max probability × 255), at least 1 on valid pixels; 0 marks no data."""
 PROBABILITY_SCALE = 254
@@ -56,6 +56,15 @@ def class_map_dtype(table: ClassTable) -> tuple[str, int]:
     raise InputError(f"class values {lo}..{hi} do not fit a 32-bit integer map")
 
 
+def gdal_cache(megabytes: float) -> rasterio.Env:
+    """A rasterio environment whose GDAL block cache holds at most ``megabytes`` MB.
+
+    rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes: ``Env(GDAL_CACHEMAX=256)`` is a 256-byte cache,
+    which turns every windowed read of a compressed tile into a fresh decode.
+    """
+    return rasterio.Env(GDAL_CACHEMAX=max(1, int(megabytes * (1 << 20))))
+
+
 def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
     """Decimation factors 2, 4, ... until the smallest overview fits one block (none for a one-block map)."""
     factors, f = [], 2
@@ -66,7 +75,11 @@ def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
 
 
 class MapWriter:
-    """Write a GeoTIFF on ``grid`` window by window; it appears under ``path`` only on :meth:`commit`."""
+    """Write a GeoTIFF on ``grid`` window by window; it appears under ``path`` only on :meth:`commit`.
+
+    Writes go through GDAL's block cache; the caller bounds it (:func:`gdal_cache`, at least
+    :attr:`cache_bytes`) so that memory stays flat however tall the map is.
+    """
 
     def __init__(
         self,
@@ -147,6 +160,12 @@ class MapWriter:
                    overview_resampling="average")
 
     # --- writing ------------------------------------------------------------------------------------------
+    @property
+    def cache_bytes(self) -> int:
+        """Block cache that lets row bands be written without recompressing a block: two rows of blocks."""
+        across = -(-self.grid.width // BLOCK)
+        return 2 * across * BLOCK * BLOCK * self.count * np.dtype(self.dtype).itemsize
+
     def write(self, window: Window, data: np.ndarray) -> None:
         """Write (h, w) data to band 1, or (count, h, w) data to all bands, at ``window``."""
         if self._done:
@@ -156,8 +175,7 @@ class MapWriter:
             data = data[None]
         if data.shape[0] != self.count:
             raise ValueError(f"expected {self.count} bands, got {data.shape[0]}")
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-            self._dst.write(data.astype(self.dtype, copy=False), window=window)
+        self._dst.write(data.astype(self.dtype, copy=False), window=window)
 
     def write_classes(self, window: Window, classes: np.ndarray) -> None:
         """Write model classes (IGNORE_INDEX = no data) as label values; for :meth:`classes` writers."""
@@ -174,7 +192,7 @@ class MapWriter:
             raise RuntimeError("writer already committed or aborted")
         try:
             factors = overview_factors(self.grid.width, self.grid.height)
-            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            with gdal_cache(GDAL_CACHE_MB):
                 self._dst.close()
                 if factors:  # reopened so GDAL sees the colour table (else it warns about palette bands)
                     with rasterio.open(self._stage, "r+") as dst:

@@ -165,6 +165,18 @@ class Stack:
         """Float32 ``(T, C, h, w)`` in model units (dB for SAR) with NaN where an observation has no data."""
         return to_model_units(self.read_stored(window), self.units, self.nodata)
 
+    def band_cache_bytes(self, rows: int) -> int:
+        """Decoded bytes of the file blocks that a full-width band of ``rows`` rows touches, plus one more row
+        of blocks: a GDAL block cache this large decodes each block once while bands move down the scene."""
+        total = 0
+        for member in self._members:
+            src = self._handle(member.path)
+            block_rows, block_cols = src.block_shapes[0]
+            across = -(-src.width // block_cols) * block_cols
+            down = min(-(-rows // block_rows) + 1, -(-src.height // block_rows)) * block_rows
+            total += across * down * src.count * np.dtype(src.dtypes[0]).itemsize
+        return total
+
     def read_decimated(self, date: int, out_shape: tuple[int, int]) -> np.ndarray:
         """Date ``date`` of the whole scene at reduced resolution ``out_shape`` (averaged), as float32
         ``(C, h, w)`` in model units: for pictures of scenes too large to read whole."""
