@@ -178,7 +178,11 @@ def composite(raw: np.ndarray, periods: np.ndarray, length: int) -> np.ndarray:
     """NaN-aware mean of the frames of each period -> ``(length, C, h, w)``, NaN where a period has none."""
     out = np.full((length,) + raw.shape[1:], np.nan, dtype=np.float32)
     for p in np.unique(periods[periods >= 0]):
-        sel = raw[periods == p]
+        frames = np.flatnonzero(periods == p)
+        if len(frames) == 1:  # a lone observation is its own mean, NaN included (the common case)
+            out[p] = raw[frames[0]]
+            continue
+        sel = raw[frames]
         count = np.sum(~np.isnan(sel), axis=0)
         total = np.nansum(sel, axis=0, dtype=np.float64)
         np.divide(total, count, out=total, where=count > 0)
@@ -194,10 +198,13 @@ def fill_gaps(frames: np.ndarray, how: str, fill_values: np.ndarray) -> np.ndarr
     valid = ~np.isnan(flat)
     if flat.shape[1] and valid[:, 0].any() and (valid == valid[:, :1]).all():
         # Fast path (whole tiles of fully observed pixels): every column has the same gaps, so the same
-        # neighbours and weights; the arithmetic below is the general path's, bit for bit.
+        # neighbours and weights. Observed frames are kept; gap frames get the general path's arithmetic.
         prev_c, nxt_c, w = _gap_weights(valid[:, 0], how)
-        a, b = flat[prev_c], flat[nxt_c]
-        return (a + (b - a) * w[:, None]).reshape(frames.shape).astype(np.float32, copy=False)
+        out = flat.astype(np.float32)
+        gaps = np.flatnonzero(~valid[:, 0])
+        a, b = flat[prev_c[gaps]], flat[nxt_c[gaps]]
+        out[gaps] = a + (b - a) * w[gaps, None]
+        return out.reshape(frames.shape)
     index = np.arange(n)[:, None]
     prev = np.maximum.accumulate(np.where(valid, index, -1), axis=0)
     nxt = np.minimum.accumulate(np.where(valid, index, n)[::-1], axis=0)[::-1]
