@@ -48,7 +48,7 @@ def write_inputs(workdir: Path, size: int, label_res: float) -> tuple[Path, Path
 
     sys.path.insert(0, str(ROOT))
     from slgt2_cli.classes import ClassTable
-    from slgt2_cli.geotiff import MapWriter
+    from slgt2_cli.geotiff import MapWriter, gdal_cache
     from slgt2_cli.grid import Grid
 
     crs, origin = CRS.from_epsg(32633), (500000.0, 5100000.0)
@@ -56,7 +56,7 @@ def write_inputs(workdir: Path, size: int, label_res: float) -> tuple[Path, Path
     grid = Grid(crs, Affine(10, 0, origin[0], 0, -10, origin[1]), size, size)
     pred_path, label_path = workdir / "prediction.tif", workdir / "labels.tif"
     rng = np.random.default_rng(0)
-    with MapWriter.classes(pred_path, grid, table, overwrite=True) as writer:
+    with gdal_cache(256), MapWriter.classes(pred_path, grid, table, overwrite=True) as writer:
         cols = np.arange(size)
         for row in range(0, size, BAND):
             rows = np.arange(row, min(row + BAND, size))[:, None]

@@ -18,7 +18,7 @@ from rasterio.windows import Window
 
 from slgt2_cli.classes import IGNORE_INDEX, ClassTable, LabelCensus
 from slgt2_cli.errors import InputError
-from slgt2_cli.geotiff import read_class_table
+from slgt2_cli.geotiff import gdal_cache, read_class_table
 from slgt2_cli.grid import Grid
 from slgt2_cli.labels import open_aligned_labels
 from slgt2_cli.metrics import ConfusionMatrix, compute_metrics
@@ -28,7 +28,8 @@ from slgt2_cli.stacks import RASTER_ERRORS, _reason, open_raster
 
 CHUNK_PIXELS = 1 << 20
 """Pixels read per step (~1 Mpx: a few tens of MB of working arrays)."""
-GDAL_CACHE_MB = 128
+GDAL_CACHE_MB = 16
+"""Windows are whole blocks, each read once: a small cache does (8192² map: 3.1 s with 16 MB or 128 MB)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def score_map(
     cm = ConfusionMatrix(len(table))
     census = LabelCensus(table)
     foreign = 0
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open_prediction(Path(prediction)) as src:
+    with gdal_cache(GDAL_CACHE_MB), _open_prediction(Path(prediction)) as src:
         grid = Grid.of(src)
         nodata = src.nodata
         with open_aligned_labels(labels, grid, resampling) as aligned:

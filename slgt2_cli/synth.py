@@ -22,6 +22,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError
+from slgt2_cli.geotiff import gdal_cache
 from slgt2_cli.synth_model import CLASSES, acquisition_dates, backscatter, footprint, parcels, season_fraction
 
 CRS_UTM = CRS.from_epsg(32633)  # WGS 84 / UTM zone 33N
@@ -69,7 +70,7 @@ def write_scene(image: Path, labels: Path, *, size: tuple[int, int], dates: list
     tmp_image, tmp_labels = _tmp(image), _tmp(labels)
     for tmp in (tmp_image, tmp_labels):
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with gdal_cache(GDAL_CACHE_MB):
         if per_date_dir:
             tmp_image.mkdir(parents=True)
             outs = [rasterio.open(tmp_image / f"S1_{d:%Y%m%d}.tif", "w",
