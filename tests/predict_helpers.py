@@ -32,12 +32,13 @@ def sar_values(height: int, width: int, seed: int = 0, dates=DATES) -> np.ndarra
 
 
 def write_stack(path: Path, values: np.ndarray, dates=DATES, per_date_dir: bool = False, nodata=float("nan"),
-                origin=(500000.0, 5100000.0)) -> Path:
-    """A multi-band stack (bands ``VV_<date>, VH_<date>, ...``) or a directory of per-date files."""
+                origin=(500000.0, 5100000.0), **creation) -> Path:
+    """A multi-band stack (bands ``VV_<date>, VH_<date>, ...``) or a directory of per-date files;
+    ``creation``: more GeoTIFF creation options (e.g. tiled=True, blockxsize=32, blockysize=32)."""
     t, c, h, w = values.shape
     grid = utm_grid(w, h, origin=origin)
     profile = dict(driver="GTiff", width=w, height=h, dtype="float32", crs=grid.crs, transform=grid.transform,
-                   nodata=nodata)
+                   nodata=nodata, **creation)
     if per_date_dir:
         path.mkdir(parents=True)
         for i, d in enumerate(dates):

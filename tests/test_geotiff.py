@@ -13,7 +13,7 @@ from raster_helpers import utm_grid
 from slgt2_cli.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
 from slgt2_cli.geotiff import (
-    MapWriter, class_map_dtype, confidence_bytes, overview_factors, probability_bytes, read_class_table,
+    MapWriter, class_map_dtype, confidence_bytes, gdal_cache, overview_factors, probability_bytes, read_class_table,
 )
 from slgt2_cli.outputs import temp_path
 
@@ -208,3 +208,11 @@ def test_read_class_table_absent_and_bad(tmp_path):
     (tmp_path / "text.tif").write_text("hello")
     with pytest.raises(InputError, match="not a readable raster"):
         read_class_table(tmp_path / "text.tif")
+
+
+def test_gdal_cache_is_in_megabytes_and_writer_needs_two_block_rows(tmp_path):
+    """rasterio takes GDAL_CACHEMAX in bytes: a bare 16 would be a 16-byte cache, i.e. none."""
+    with gdal_cache(16):
+        assert rasterio.env.getenv()["GDAL_CACHEMAX"] == 16 * 1024 * 1024
+    with MapWriter.probabilities(tmp_path / "p.tif", utm_grid(1100, 700), TABLE) as writer:
+        assert writer.cache_bytes == 2 * 3 * 512 * 512 * len(TABLE)  # 1100 px: 3 blocks across, uint8 bands
