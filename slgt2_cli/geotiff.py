@@ -255,6 +255,8 @@ def read_class_table(path: str | os.PathLike[str]) -> ClassTable | None:
             text = src.tags(1).get("CLASS_TABLE")
     except RasterioIOError as exc:
         raise InputError(f"not a readable raster ({str(exc).splitlines()[0]})", path) from None
+    except UnicodeDecodeError:
+        raise InputError("its CLASS_TABLE tag is not UTF-8 text", path) from None
     if not text:
         return None
     try:

@@ -13,7 +13,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import rasterio
@@ -52,12 +52,21 @@ def parse_band_label(text: str) -> tuple[str | None, dt.date | None]:
     return (name or None), date
 
 
+def _text_metadata(src: Any, read: Callable[[], Any]) -> Any:
+    """``read()`` of a file's descriptions, tags or units; bytes that are not UTF-8 -> InputError naming the file."""
+    try:
+        return read()
+    except UnicodeDecodeError:
+        raise InputError("its band descriptions or tags are not UTF-8 text", Path(src.name)) from None
+
+
 def _band_label(src: Any, band: int) -> tuple[str | None, dt.date | None]:
     """Polarisation and date of band ``band`` (1-based) from its description, else from its tags."""
-    pol, date = parse_band_label(src.descriptions[band - 1] or "")
+    description, band_tags = _text_metadata(src, lambda: (src.descriptions[band - 1] or "", src.tags(band)))
+    pol, date = parse_band_label(description)
     if pol is not None and date is not None:
         return pol, date
-    tags = {k.upper(): v for k, v in src.tags(band).items()}
+    tags = {k.upper(): v for k, v in band_tags.items()}
     for key in _LABEL_TAGS:
         if key in tags:
             tpol, tdate = parse_band_label(tags[key])
@@ -101,8 +110,8 @@ def _damaged(path: Path) -> Iterator[None]:
 
 def _declared_units(src: Any) -> str | None:
     """Units written in the file: a dataset tag UNITS or the band unit type."""
-    tags = {k.upper(): v for k, v in src.tags().items()}
-    for text in [tags.get("UNITS")] + list(getattr(src, "units", ()) or ()):
+    tags = {k.upper(): v for k, v in _text_metadata(src, src.tags).items()}
+    for text in [tags.get("UNITS")] + list(_text_metadata(src, lambda: getattr(src, "units", ())) or ()):
         if text:
             try:
                 return normalise_units(text)

@@ -9,7 +9,7 @@ import scipy.io
 import torch
 from rasterio.transform import from_origin
 
-from _rasters import ORIGIN, dates_from, write_dataset, write_multiband, write_raster
+from _rasters import ORIGIN, dates_from, write_dataset, write_raster
 from slgt2_cli.classes import IGNORE_INDEX
 from slgt2_cli.datasets import PatchDataset, hold_out, open_dataset
 from slgt2_cli.errors import InputError

@@ -17,7 +17,7 @@ import rasterio
 import torch
 from typer.testing import CliRunner
 
-from predict_helpers import DATES, TABLE, make_checkpoint, sar_values, write_stack
+from predict_helpers import TABLE, make_checkpoint, sar_values, write_stack
 from slgt2_cli.checkpoint import load_checkpoint
 from slgt2_cli.cli import app
 from slgt2_cli.inference import Predictor

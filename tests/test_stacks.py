@@ -156,6 +156,15 @@ def test_missing_and_unreadable(tmp_path):
         open_stack(tmp_path / "junk.tif")
 
 
+def test_band_description_that_is_not_utf8_is_a_clear_error(tmp_path):
+    path = write_multiband(tmp_path / "s.tif", _values(), dates_from(D0, 3))
+    data = path.read_bytes()
+    assert data.count(b"VH_") == 3
+    path.write_bytes(data.replace(b"VH_", b"\x80H_", 1))  # a Latin-1 byte in band 2's description
+    with pytest.raises(InputError, match=r"s\.tif: its band descriptions or tags are not UTF-8 text"):
+        open_stack(path)
+
+
 def test_select_reorders_channels_by_name(tmp_path):
     values = _values()
     with open_stack(write_multiband(tmp_path / "s.tif", values, dates_from(D0, 3))) as stack:
