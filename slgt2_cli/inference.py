@@ -30,8 +30,7 @@ from slgt2_cli.tiling import BlendAccumulator, Tile, TileGrid, blend_weights
 from slgt2_cli.units import is_generic_name
 
 BAND_COLUMNS = 256
-"""The reader prepares side-by-side tiles of a tile row in windows up to this wide (or one tile): overlapping
-columns are read and prepared once; wider windows measured slower (cache) on a 64-px tile grid."""
+"""The reader reads and prepares a band of rows in windows this wide (bounds its working arrays)."""
 
 BandSink = Callable[[Window, np.ndarray, np.ndarray], None]
 """Receives each final band: (window, probabilities (K, h, W) float32, valid (h, W) bool)."""
@@ -179,7 +178,12 @@ class Predictor:
 
 
 class _TileReader:
-    """Reads and prepares tiles on a background thread, a row of tiles at a time, a few rows ahead."""
+    """Reads and prepares tiles on a background thread, a row of tiles at a time, a few rows ahead.
+
+    Each tile row's full-width band of rows is prepared once and the tiles are cut from it; the rows it shares
+    with the band above are taken over, not read again. prepare_input works pixel by pixel, so the tiles equal
+    tiles prepared one window at a time.
+    """
 
     def __init__(self, stack, grid: TileGrid, rule: TemporalRule, norm: Normalization, tile: int, ahead: int = 2):
         self._queue: queue.Queue = queue.Queue(maxsize=ahead)
@@ -189,42 +193,41 @@ class _TileReader:
         self._thread.start()
 
     def _work(self) -> None:
-        stack, grid, rule, norm, size = self._args
+        _, grid, _, _, size = self._args
         try:
+            band = None
             for r in range(len(grid.rows)):
-                row = []
-                for group in column_groups(grid.row_tiles(r), max(BAND_COLUMNS, size)):
-                    row.extend(self._prepare_group(stack, group, rule, norm, size))
-                if not self._put((r, row)):
+                tiles = grid.row_tiles(r)
+                band = self._next_band(band, tiles[0].row, tiles[0].height)
+                if not self._put((r, [_cut(band, tile, size) for tile in tiles])):
                     return
             self._put(None)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             self._put(exc)
 
-    @staticmethod
-    def _prepare_group(stack, group: list[Tile], rule: TemporalRule, norm: Normalization, size: int) -> list:
-        """Read and prepare side-by-side tiles as one window (overlapping columns once), then cut the tiles out.
+    def _next_band(self, band: "_Band | None", row0: int, height: int) -> "_Band":
+        """The prepared band of rows ``row0 .. row0 + height``, taking over the rows it shares with ``band``."""
+        stack, _, rule, norm, _ = self._args
+        x = np.zeros((norm.num_channels, rule.length, height, stack.grid.width), np.float32)  # zero: no data
+        valid = np.zeros((height, stack.grid.width), bool)
+        keep = 0
+        if band is not None and band.row0 <= row0:
+            keep = max(0, min(band.row0 + band.valid.shape[0] - row0, height))
+            x[:, :, :keep] = band.x[:, :, row0 - band.row0 : row0 - band.row0 + keep]
+            valid[:keep] = band.valid[row0 - band.row0 : row0 - band.row0 + keep]
+        if keep < height:
+            self._prepare_into(x[:, :, keep:], valid[keep:], row0 + keep)
+        return _Band(row0, x, valid)
 
-        prepare_input works pixel by pixel, so the cut tiles equal tiles prepared one at a time.
-        """
-        c0, first, last = group[0].col, group[0], group[-1]
-        raw = stack.read(Window(c0, first.row, last.col + last.width - c0, first.height))
-        band_valid = valid_pixels(raw)
-        if not band_valid.any():
-            return [(tile, None, band_valid[:, tile.col - c0 : tile.col - c0 + tile.width]) for tile in group]
-        band_x, band_valid = prepare_input(raw, stack.dates, rule, norm)
-        out = []
-        for tile in group:
-            cols = slice(tile.col - c0, tile.col - c0 + tile.width)
-            valid = band_valid[:, cols]
-            if not valid.any():
-                out.append((tile, None, valid))
-                continue
-            x = band_x[..., cols]
-            if x.shape[-2:] != (size, size):  # scene smaller than a tile: pad (zero = the mean)
-                x = np.pad(x, ((0, 0), (0, 0), (0, size - x.shape[-2]), (0, size - x.shape[-1])))
-            out.append((tile, x, valid))
-        return out
+    def _prepare_into(self, x: np.ndarray, valid: np.ndarray, row0: int) -> None:
+        """Read and prepare rows ``row0 ..`` across the scene into ``x`` and ``valid``, BAND_COLUMNS at a time."""
+        stack, _, rule, norm, _ = self._args
+        height, width = valid.shape
+        for c0 in range(0, width, BAND_COLUMNS):
+            cols = slice(c0, min(c0 + BAND_COLUMNS, width))
+            raw = stack.read(Window(c0, row0, cols.stop - c0, height))
+            if valid_pixels(raw).any():  # else it stays zero and invalid, and is not computed
+                x[..., cols], valid[:, cols] = prepare_input(raw, stack.dates, rule, norm)
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
@@ -249,16 +252,26 @@ class _TileReader:
         self._thread.join(timeout=10)
 
 
-def column_groups(tiles: Sequence[Tile], max_width: int) -> list[list[Tile]]:
-    """Consecutive tiles of one tile row (left to right) grouped so each group spans at most ``max_width``
-    columns (a group holds at least one tile)."""
-    groups: list[list[Tile]] = []
-    for tile in tiles:
-        if groups and tile.col + tile.width - groups[-1][0].col <= max_width:
-            groups[-1].append(tile)
-        else:
-            groups.append([tile])
-    return groups
+@dataclass
+class _Band:
+    """Prepared input of full-width rows ``row0 ..``: x ``(C, L, h, W)``, valid ``(h, W)``."""
+
+    row0: int
+    x: np.ndarray
+    valid: np.ndarray
+
+
+def _cut(band: _Band, tile: Tile, size: int) -> tuple[Tile, np.ndarray | None, np.ndarray]:
+    """(tile, its input padded to size x size or None when it holds no valid pixel, its validity)."""
+    rows = slice(tile.row - band.row0, tile.row - band.row0 + tile.height)
+    cols = slice(tile.col, tile.col + tile.width)
+    valid = band.valid[rows, cols]
+    if not valid.any():
+        return tile, None, valid
+    x = band.x[:, :, rows, cols]
+    if x.shape[-2:] != (size, size):  # scene smaller than a tile: pad (zero = the mean)
+        x = np.pad(x, ((0, 0), (0, 0), (0, size - x.shape[-2]), (0, size - x.shape[-1])))
+    return tile, x, valid
 
 
 def classes_from_probs(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -223,53 +223,39 @@ def test_checkpoint_with_provenance_loads(tmp_path):
     assert load_checkpoint(tmp_path / "c.pt").provenance["kind"] == "best"
 
 
-def test_tiles_prepared_in_row_windows_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch):
-    """The reader prepares side-by-side tiles as one window; cutting them out must change nothing."""
+@pytest.mark.parametrize("shape, columns", [((150, 130), 40), ((150, 130), 256), ((40, 50), 16)])
+def test_reader_tiles_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch, shape, columns):
+    """The reader prepares full-width bands (in column chunks, rows shared with the band above taken over) and
+    cuts tiles from them; every tile must equal its own window read and prepared alone, as training does."""
     import slgt2_cli.inference as inference
+    from rasterio.windows import Window
 
-    values = sar_values(64, 150, seed=5)
-    values[:, :, 10:20, 60:90] = np.nan
-    values[1:3, :, 30:40, :] = np.nan
-    stack = write_stack(tmp_path / "s.tif", values)
-    together = _probabilities(ckpt, stack, batch_size=3)
-    monkeypatch.setattr(inference, "BAND_COLUMNS", 1)  # one tile per window
-    alone = _probabilities(ckpt, stack, batch_size=3)
-    np.testing.assert_array_equal(together, alone)
-
-
-@pytest.mark.parametrize("per_date_dir", [False, True])
-def test_io_cache_holds_a_tile_row_of_input_blocks_and_grows_with_width_only(tmp_path, per_date_dir):
-    """Predict's GDAL cache must hold the input blocks under a tile row and the next (else every compressed
-    block is decoded once per overlapping tile row), and must not grow with the scene's height."""
-    from slgt2_cli.predict import io_cache_mb
-
-    tiled = dict(tiled=True, blockxsize=32, blockysize=32, compress="deflate")
-    sizes = {"short": (64, 96), "tall": (320, 96), "wide": (64, 192)}
-    needs = {}
-    for name, (h, w) in sizes.items():
-        path = write_stack(tmp_path / name, sar_values(h, w), per_date_dir=per_date_dir, **tiled)
-        with open_stack(path) as stack:
-            needs[name] = (stack.band_cache_bytes(48), io_cache_mb(stack, 48, []))
-    # 48 rows touch 2 rows of 32-px blocks, +1 for the next band: 96 rows x 96 cols x 8 bands x 4 bytes;
-    # a 64-row scene has only 2 block rows
-    assert needs["tall"][0] == 96 * 96 * 8 * 4
-    assert needs["short"][0] == 64 * 96 * 8 * 4
-    assert needs["wide"][0] == 2 * needs["short"][0]
-    tall_8x = write_stack(tmp_path / "taller", sar_values(640, 96), per_date_dir=per_date_dir, **tiled)
-    with open_stack(tall_8x) as stack:
-        assert io_cache_mb(stack, 48, []) == needs["tall"][1]
-
-
-def test_column_groups():
-    from slgt2_cli.inference import column_groups
+    from slgt2_cli.preprocess import prepare_input
     from slgt2_cli.tiling import TileGrid
 
-    tiles = TileGrid(64, 500, 64, 48).row_tiles(0)
-    for width in (1, 64, 100, 200, 500, 10_000):
-        groups = column_groups(tiles, width)
-        assert [t for g in groups for t in g] == tiles
-        assert all(len(g) == 1 or g[-1].col + g[-1].width - g[0].col <= width for g in groups)
-    assert len(column_groups(tiles, 10_000)) == 1 and len(column_groups(tiles, 64)) == len(tiles)
+    values = sar_values(*shape, seed=5)
+    values[:, :, 10:20, 30:45] = np.nan  # a no-data patch
+    values[1:3, :, 30:40, :] = np.nan  # two dates missing on some rows
+    values[:, :, :, -8:] = np.nan  # a no-data margin
+    monkeypatch.setattr(inference, "BAND_COLUMNS", columns)
+    p = Predictor.from_checkpoint(load_checkpoint(ckpt), torch.device("cpu"))
+    with open_stack(write_stack(tmp_path / "s.tif", values)) as stack:
+        grid = TileGrid(stack.grid.height, stack.grid.width, p.tile, p.stride)
+        reader = inference._TileReader(stack, grid, p.rule, p.norm, p.tile)
+        seen = 0
+        for r, row in reader:
+            for tile, x, valid in row:
+                raw = stack.read(Window(tile.col, tile.row, tile.width, tile.height))
+                want_x, want_valid = prepare_input(raw, stack.dates, p.rule, p.norm)
+                np.testing.assert_array_equal(valid, want_valid)
+                if x is None:
+                    assert not want_valid.any()
+                else:
+                    np.testing.assert_array_equal(x[:, :, : tile.height, : tile.width], want_x)
+                    assert x.shape[-2:] == (p.tile, p.tile) and not x[:, :, tile.height :].any()
+                seen += 1
+        reader.close()
+    assert seen == len(grid)
 
 
 @pytest.mark.parametrize("how", ["linear", "nearest"])
