@@ -179,7 +179,7 @@ def tiling_agreement(checkpoint: Path, stack: Path, workdir: Path) -> float:
 
 @pytest.mark.slow
 def test_two_tilings_agree_with_a_trained_model(tmp_path):
-    """A briefly trained tiny model: two tilings of one scene agree on >= 99 % of pixels (~10 min on 2 CPU cores)."""
+    """A briefly trained tiny model: two tilings of one scene agree on >= 99 % of pixels (~40 s on 2 CPU cores)."""
     data = _synth_dataset(tmp_path / "ds")
     result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), "--preset", "tiny",
                                  "--iterations", "60", "--val-every", "60", "--workers", "0", "--device", "cpu", "-q"])
