@@ -32,6 +32,9 @@ from slgt2_cli.units import is_generic_name
 BAND_COLUMNS = 256
 """The reader reads and prepares a band of rows in windows this wide (bounds its working arrays)."""
 
+IO_CACHE_MAX_MB = 1024
+"""Upper bound of the GDAL block cache while a scene is read and written (see :func:`io_cache_mb`)."""
+
 BandSink = Callable[[Window, np.ndarray, np.ndarray], None]
 """Receives each final band: (window, probabilities (K, h, W) float32, valid (h, W) bool)."""
 
@@ -272,6 +275,14 @@ def _cut(band: _Band, tile: Tile, size: int) -> tuple[Tile, np.ndarray | None, n
     if x.shape[-2:] != (size, size):  # scene smaller than a tile: pad (zero = the mean)
         x = np.pad(x, ((0, 0), (0, 0), (0, size - x.shape[-2]), (0, size - x.shape[-1])))
     return tile, x, valid
+
+
+def io_cache_mb(stack, tile: int, writers: Sequence = ()) -> float:
+    """GDAL block cache for one scene: the input blocks under a tile row and the next (so each compressed block
+    is decoded once, not once per overlapping tile row) plus two block rows of every output, plus 16 MB;
+    at most IO_CACHE_MAX_MB. It grows with the scene's width, never with its height."""
+    need = stack.band_cache_bytes(tile) + sum(w.cache_bytes for w in writers)
+    return min(IO_CACHE_MAX_MB, need / (1 << 20) + 16)
 
 
 def classes_from_probs(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -119,6 +119,10 @@ class MatStack:
         other.shape = self.shape[:3] + (len(picks),)
         return other
 
+    def band_cache_bytes(self, rows: int) -> int:
+        """No GDAL block cache needed: the array is read into memory whole (see ``Stack.band_cache_bytes``)."""
+        return 0
+
     def read_stored(self, window: Window | None = None) -> np.ndarray:
         rows, cols = _slice(window)
         data = self.array[:, rows, cols, :]

@@ -15,14 +15,10 @@ from slgt2_cli.checkpoint import load_checkpoint
 from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.geotiff import (MapWriter, class_map_dtype, confidence_bytes, estimated_cog_bytes, gdal_cache,
                                probability_bytes)
-from slgt2_cli.inference import Predictor, classes_from_probs, output_paths, resolve_device
+from slgt2_cli.inference import Predictor, classes_from_probs, io_cache_mb, output_paths, resolve_device
 from slgt2_cli.outputs import prepare_output
 from slgt2_cli.stacks import open_stack
 from slgt2_cli.tiling import TileGrid, check_tile_stride
-
-
-IO_CACHE_MAX_MB = 1024
-"""Upper bound of the GDAL block cache while a scene is read and written (see :func:`io_cache_mb`)."""
 
 
 @dataclass
@@ -124,14 +120,6 @@ def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path]
             if path is not None:
                 prepare_output(path, overwrite=config.overwrite,
                                need_bytes=estimated_cog_bytes(grid, count, dt) + (1 << 20))
-
-
-def io_cache_mb(stack, tile: int, writers: list[MapWriter]) -> float:
-    """GDAL block cache for one scene: the input blocks under a tile row and the next (so each compressed block
-    is decoded once, not once per overlapping tile row) plus two block rows of every output, plus 16 MB;
-    at most IO_CACHE_MAX_MB. It grows with the scene's width, never with its height."""
-    need = stack.band_cache_bytes(tile) + sum(w.cache_bytes for w in writers)
-    return min(IO_CACHE_MAX_MB, need / (1 << 20) + 16)
 
 
 def _predict_one(predictor: Predictor, stack_path: Path, out: Path, config: PredictConfig, many: bool) -> PredictResult:

@@ -9,7 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from slgt2_cli.inference import Predictor, classes_from_probs
+from slgt2_cli.geotiff import gdal_cache
+from slgt2_cli.inference import Predictor, classes_from_probs, io_cache_mb
 from slgt2_cli.metrics import ConfusionMatrix
 
 
@@ -24,5 +25,6 @@ def score_scenes(predictor: Predictor, scenes: Sequence, progress=None) -> Confu
                 truth = predictor.classes.encode(values, labelled)
                 cm.update(classes_from_probs(probs, valid), truth)
 
-            predictor.predict(stack, sink, progress=progress)
+            with gdal_cache(io_cache_mb(stack, predictor.tile)):
+                predictor.predict(stack, sink, progress=progress)
     return cm

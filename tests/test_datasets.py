@@ -233,3 +233,23 @@ def test_brandenburg_layout_and_mismatched_label(tmp_path):
     with scene.open() as stack, pytest.raises(InputError, match="p1_label.mat.*does not match"):
         with scene.open_labels(stack.grid):
             pass
+
+
+def test_mat_scenes_score_through_the_tiled_predictor(tmp_path):
+    """Validation and `evaluate --dataset` run .mat scenes through the same tiled inference as GeoTIFF stacks."""
+    from models import create_model
+    from slgt2_cli.inference import Predictor
+    from slgt2_cli.scoring import score_scenes
+
+    spec = open_dataset(_write_mts12(tmp_path / "mts12"))
+    rule = TemporalRule.fit([None], length=16)
+    norm = compute_normalization(spec.splits["train"], rule)
+    model = create_model("tiny", num_classes=len(spec.classes)).eval()
+    predictor = Predictor(model, spec.classes, rule, norm, ["VV", "VH"], tile=32, stride=16)
+    cm = score_scenes(predictor, spec.splits["val"])
+    labelled = 0
+    for scene in spec.splits["val"]:
+        with scene.open() as stack, scene.open_labels(stack.grid) as labels:
+            values, valid = labels.read()
+            labelled += int((spec.classes.encode(values, valid) != IGNORE_INDEX).sum())
+    assert cm.counts.sum() == labelled > 0

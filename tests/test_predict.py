@@ -258,6 +258,29 @@ def test_reader_tiles_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch, sh
     assert seen == len(grid)
 
 
+@pytest.mark.parametrize("per_date_dir", [False, True])
+def test_io_cache_holds_a_tile_row_of_input_blocks_and_grows_with_width_only(tmp_path, per_date_dir):
+    """Predict's GDAL cache must hold the input blocks under a tile row and the next (else every compressed
+    block is decoded once per overlapping tile row), and must not grow with the scene's height."""
+    from slgt2_cli.inference import io_cache_mb
+
+    tiled = dict(tiled=True, blockxsize=32, blockysize=32, compress="deflate")
+    sizes = {"short": (64, 96), "tall": (320, 96), "wide": (64, 192)}
+    needs = {}
+    for name, (h, w) in sizes.items():
+        path = write_stack(tmp_path / name, sar_values(h, w), per_date_dir=per_date_dir, **tiled)
+        with open_stack(path) as stack:
+            needs[name] = (stack.band_cache_bytes(48), io_cache_mb(stack, 48, []))
+    # 48 rows touch 2 rows of 32-px blocks, +1 for the next band: 96 rows x 96 cols x 8 bands x 4 bytes;
+    # a 64-row scene has only 2 block rows
+    assert needs["tall"][0] == 96 * 96 * 8 * 4
+    assert needs["short"][0] == 64 * 96 * 8 * 4
+    assert needs["wide"][0] == 2 * needs["short"][0]
+    tall_8x = write_stack(tmp_path / "taller", sar_values(640, 96), per_date_dir=per_date_dir, **tiled)
+    with open_stack(tall_8x) as stack:
+        assert io_cache_mb(stack, 48, []) == needs["tall"][1]
+
+
 @pytest.mark.parametrize("how", ["linear", "nearest"])
 def test_fill_gaps_fast_path_matches_general_path(how):
     """Tiles whose pixels share one gap pattern take a fast path in fill_gaps; it must give the same bits."""
