@@ -229,8 +229,9 @@ class _TileReader:
         for c0 in range(0, width, BAND_COLUMNS):
             cols = slice(c0, min(c0 + BAND_COLUMNS, width))
             raw = stack.read(Window(c0, row0, cols.stop - c0, height))
-            if valid_pixels(raw).any():  # else it stays zero and invalid, and is not computed
-                x[..., cols], valid[:, cols] = prepare_input(raw, stack.dates, rule, norm)
+            chunk_valid = valid_pixels(raw)
+            if chunk_valid.any():  # else it stays zero and invalid, and is not computed
+                x[..., cols], valid[:, cols] = prepare_input(raw, stack.dates, rule, norm, chunk_valid)
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():

@@ -18,14 +18,15 @@ def valid_pixels(raw: np.ndarray) -> np.ndarray:
 
 
 def prepare_input(raw: np.ndarray, dates: Sequence[dt.date] | None, rule: TemporalRule,
-                  norm: Normalization) -> tuple[np.ndarray, np.ndarray]:
+                  norm: Normalization, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Raw ``(T, C, h, w)`` in model units (from ``Stack.read``) -> ``(x, valid)``.
 
     ``x`` is float32 ``(C, L, h, w)``: the temporal rule applied (gaps and padding filled with the
     normalisation mean, i.e. zero after normalisation), then normalised per channel. ``valid`` is bool
-    ``(h, w)``: the pixel has at least one valid observation; outside it the output is no data.
+    ``(h, w)``: the pixel has at least one valid observation; outside it the output is no data. A caller that
+    already has ``valid_pixels(raw)`` passes it as ``valid``.
     """
-    valid = valid_pixels(raw)
+    valid = valid_pixels(raw) if valid is None else valid
     frames = rule.apply(raw, dates, fill=norm.mean)  # (L, C, h, w), NaN-free; checks the channel count
     x = norm.apply(frames, channel_axis=1)
     return np.ascontiguousarray(rearrange(x, "l c h w -> c l h w")), valid

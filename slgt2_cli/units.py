@@ -84,12 +84,13 @@ def invalid_observations(raw: np.ndarray, nodata: float | None) -> np.ndarray:
 def to_model_units(raw: np.ndarray, units: str, nodata: float | None = None) -> np.ndarray:
     """(T, C, h, w) stored values -> float32 in model units, NaN on every channel of an invalid observation."""
     bad = invalid_observations(raw, nodata)
-    out = np.asarray(raw, dtype=np.float32).copy()
+    out = np.array(raw, dtype=np.float32)  # one copy, whatever the stored dtype
     if units == "linear":
         np.maximum(out, LINEAR_FLOOR, out=out, where=~np.isnan(out))
         with np.errstate(invalid="ignore", divide="ignore"):
             out = (10.0 * np.log10(out)).astype(np.float32)
-    out[np.broadcast_to(bad[:, None], out.shape)] = np.nan
+    if bad.any():
+        out[np.broadcast_to(bad[:, None], out.shape)] = np.nan
     return out
 
 
