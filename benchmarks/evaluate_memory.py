@@ -47,9 +47,9 @@ def write_inputs(workdir: Path, size: int, label_res: float) -> tuple[Path, Path
     from rasterio.windows import Window
 
     sys.path.insert(0, str(ROOT))
-    from slgt2_cli.classes import ClassTable
-    from slgt2_cli.geotiff import MapWriter, gdal_cache
-    from slgt2_cli.grid import Grid
+    from slgt2_cli.io.classes import ClassTable
+    from slgt2_cli.io.geotiff import MapWriter, gdal_cache
+    from slgt2_cli.io.grid import Grid
 
     crs, origin = CRS.from_epsg(32633), (500000.0, 5100000.0)
     table = ClassTable.default(VALUES)

@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models import create_model  # noqa: E402
-from slgt2_cli.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
-from slgt2_cli.classes import ClassTable  # noqa: E402
-from slgt2_cli.normalization import Normalization  # noqa: E402
-from slgt2_cli.synth import write_scene  # noqa: E402
-from slgt2_cli.synth_model import CLASSES, acquisition_dates  # noqa: E402
-from slgt2_cli.temporal import TemporalRule  # noqa: E402
+from slgt2_cli.checkpoint.format import Checkpoint, save_checkpoint  # noqa: E402
+from slgt2_cli.io.classes import ClassTable  # noqa: E402
+from slgt2_cli.data.normalization import Normalization  # noqa: E402
+from slgt2_cli.synth.scenes import write_scene  # noqa: E402
+from slgt2_cli.synth.model import CLASSES, acquisition_dates  # noqa: E402
+from slgt2_cli.data.temporal import TemporalRule  # noqa: E402
 
 
 class StubModel(torch.nn.Module):
@@ -81,7 +81,7 @@ def use_stub() -> None:
 
 
 def predict_once(ck: Path, image: Path, out: Path, tile: int | None, stride: int | None, batch: int, device: str):
-    from slgt2_cli.predict import PredictConfig, run_predict
+    from slgt2_cli.infer.run import PredictConfig, run_predict
 
     t0 = time.perf_counter()
     [result] = run_predict(PredictConfig(ck, [image], out, tile, stride, batch, device, overwrite=True, progress=False))
@@ -90,8 +90,8 @@ def predict_once(ck: Path, image: Path, out: Path, tile: int | None, stride: int
 
 def model_only(ck: Path, tiles: int, tile: int | None, stride: int | None, batch: int, device: str) -> float:
     """Seconds for ``Predictor.infer`` on ``tiles`` random prepared tiles in batches of ``batch`` (+ one warm-up)."""
-    from slgt2_cli.checkpoint import load_checkpoint
-    from slgt2_cli.inference import Predictor, resolve_device
+    from slgt2_cli.checkpoint.format import load_checkpoint
+    from slgt2_cli.infer.predictor import Predictor, resolve_device
 
     p = Predictor.from_checkpoint(load_checkpoint(ck), resolve_device(device), tile=tile, stride=stride,
                                   batch_size=batch)

@@ -16,8 +16,8 @@ import typer.main
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import PRESETS  # noqa: E402
-from slgt2_cli.cli import app  # noqa: E402
-from slgt2_cli.train_config import RECIPES, TrainConfig  # noqa: E402
+from slgt2_cli.cli.app import app  # noqa: E402
+from slgt2_cli.train.config import RECIPES, TrainConfig  # noqa: E402
 
 OUT = Path(__file__).with_name("configuration.md")
 

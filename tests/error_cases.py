@@ -60,12 +60,12 @@ def _stack(rng: np.random.Generator, pols=("VV", "VH"), dates=("2021-05-08", "20
 def build_world(root: Path) -> Path:
     """A dataset, a checkpoint made from it and the broken inputs the cases use; returns ``root``."""
     from models import SLGT2Net, preset
-    from slgt2_cli.checkpoint import Checkpoint, provenance, save_checkpoint
-    from slgt2_cli.datasets import open_dataset
-    from slgt2_cli.normalization import compute_normalization
-    from slgt2_cli.stacks import open_stack
-    from slgt2_cli.synth import synthesize
-    from slgt2_cli.temporal import TemporalRule
+    from slgt2_cli.checkpoint.format import Checkpoint, provenance, save_checkpoint
+    from slgt2_cli.data.datasets import open_dataset
+    from slgt2_cli.data.normalization import compute_normalization
+    from slgt2_cli.io.stacks import open_stack
+    from slgt2_cli.synth.scenes import synthesize
+    from slgt2_cli.data.temporal import TemporalRule
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -127,8 +127,8 @@ def build_world(root: Path) -> Path:
     _write(root / "foreign_labels.tif", (labels % 7 + 1).astype(np.uint16), crs=crs, transform=transform)
     _write(root / "two_band_labels.tif", np.concatenate([labels, labels]), crs=crs, transform=transform)
     # a map to evaluate: the labels themselves, with the class table embedded as predict does
-    from slgt2_cli.geotiff import MapWriter
-    from slgt2_cli.grid import Grid
+    from slgt2_cli.io.geotiff import MapWriter
+    from slgt2_cli.io.grid import Grid
 
     with rasterio.open(scene / "labels.tif") as src:
         grid, values = Grid.of(src), src.read(1)
@@ -279,7 +279,7 @@ def run_case(case: Case, root: Path, monkeypatch) -> tuple[int, str]:
     """Run ``case`` in-process; (exit code, stderr with the world's root shown as DIR)."""
     from typer.testing import CliRunner
 
-    from slgt2_cli.cli import app
+    from slgt2_cli.cli.app import app
 
     if case.patch is not None:
         case.patch(monkeypatch)

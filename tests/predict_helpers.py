@@ -11,10 +11,10 @@ import torch
 
 from models import create_model
 from raster_helpers import utm_grid
-from slgt2_cli.checkpoint import Checkpoint, save_checkpoint
-from slgt2_cli.classes import ClassTable
-from slgt2_cli.normalization import Normalization
-from slgt2_cli.temporal import TemporalRule
+from slgt2_cli.checkpoint.format import Checkpoint, save_checkpoint
+from slgt2_cli.io.classes import ClassTable
+from slgt2_cli.data.normalization import Normalization
+from slgt2_cli.data.temporal import TemporalRule
 
 DATES = [dt.date(2021, 5, 1), dt.date(2021, 5, 13), dt.date(2021, 6, 6), dt.date(2021, 7, 12)]
 TABLE = ClassTable.from_list([{"value": 1110, "name": "winter wheat"}, {"value": 2000, "name": "grassland"},

@@ -9,7 +9,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from slgt2_cli.grid import Grid
+from slgt2_cli.io.grid import Grid
 
 UTM33 = CRS.from_epsg(32633)
 ORIGIN = (500000.0, 5100000.0)

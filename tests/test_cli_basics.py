@@ -6,7 +6,7 @@ import sys
 from typer.testing import CliRunner
 
 from slgt2_cli import __version__
-from slgt2_cli.cli import app
+from slgt2_cli.cli.app import app
 
 runner = CliRunner()
 

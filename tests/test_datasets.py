@@ -10,13 +10,13 @@ import torch
 from rasterio.transform import from_origin
 
 from _rasters import ORIGIN, dates_from, write_dataset, write_raster
-from slgt2_cli.classes import IGNORE_INDEX
-from slgt2_cli.datasets import PatchDataset, hold_out, open_dataset
+from slgt2_cli.io.classes import IGNORE_INDEX
+from slgt2_cli.data.datasets import PatchDataset, hold_out, open_dataset
 from slgt2_cli.errors import InputError
-from slgt2_cli.normalization import Normalization, compute_normalization
-from slgt2_cli.preprocess import prepare_input
-from slgt2_cli.stacks import Stack
-from slgt2_cli.temporal import TemporalRule
+from slgt2_cli.data.normalization import Normalization, compute_normalization
+from slgt2_cli.data.preprocess import prepare_input
+from slgt2_cli.io.stacks import Stack
+from slgt2_cli.data.temporal import TemporalRule
 
 CLASSES = [{"value": 1110, "name": "wheat"}, {"value": 2000, "name": "grass"}, {"value": 5000, "name": "water"}]
 DATES = dates_from(dt.date(2021, 3, 1), 6, step=20)
@@ -238,8 +238,8 @@ def test_brandenburg_layout_and_mismatched_label(tmp_path):
 def test_mat_scenes_score_through_the_tiled_predictor(tmp_path):
     """Validation and `evaluate --dataset` run .mat scenes through the same tiled inference as GeoTIFF stacks."""
     from models import create_model
-    from slgt2_cli.inference import Predictor
-    from slgt2_cli.scoring import score_scenes
+    from slgt2_cli.infer.predictor import Predictor
+    from slgt2_cli.scoring.scenes import score_scenes
 
     spec = open_dataset(_write_mts12(tmp_path / "mts12"))
     rule = TemporalRule.fit([None], length=16)

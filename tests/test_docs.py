@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from slgt2_cli.cli import app
+from slgt2_cli.cli.app import app
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 runner = CliRunner()

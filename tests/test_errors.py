@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from error_cases import CASES, DOC, build_world, render_row, run_case
-from slgt2_cli.cli import app
+from slgt2_cli.cli.app import app
 
 
 @pytest.fixture(scope="module")

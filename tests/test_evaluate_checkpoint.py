@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from predict_helpers import make_checkpoint
-from slgt2_cli.checkpoint import load_checkpoint
-from slgt2_cli.classes import ClassTable
-from slgt2_cli.cli import app
-from slgt2_cli.datasets import open_dataset
-from slgt2_cli.inference import Predictor
-from slgt2_cli.metrics import ConfusionMatrix
-from slgt2_cli.scoring import score_scenes
+from slgt2_cli.checkpoint.format import load_checkpoint
+from slgt2_cli.io.classes import ClassTable
+from slgt2_cli.cli.app import app
+from slgt2_cli.data.datasets import open_dataset
+from slgt2_cli.infer.predictor import Predictor
+from slgt2_cli.scoring.metrics import ConfusionMatrix
+from slgt2_cli.scoring.scenes import score_scenes
 
 runner = CliRunner()
 KEYS = ("overall_accuracy", "kappa", "miou", "mean_f1", "per_class", "confusion_matrix")
@@ -24,7 +24,7 @@ KEYS = ("overall_accuracy", "kappa", "miou", "mean_f1", "per_class", "confusion_
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from slgt2_cli.synth import synthesize
+    from slgt2_cli.synth.scenes import synthesize
 
     root = tmp_path_factory.mktemp("synth") / "ds"
     synthesize(root, size=16, dates=6, scenes=3, scene_size=48, seed=1)  # 1 train, 1 val, 1 test scene

@@ -9,9 +9,9 @@ from rasterio.windows import Window
 from typer.testing import CliRunner
 
 from raster_helpers import utm_grid, write_raster
-from slgt2_cli.classes import ClassTable
-from slgt2_cli.cli import app
-from slgt2_cli.geotiff import MapWriter
+from slgt2_cli.io.classes import ClassTable
+from slgt2_cli.cli.app import app
+from slgt2_cli.io.geotiff import MapWriter
 
 runner = CliRunner()
 TABLE = ClassTable.from_list([{"value": 1110, "name": "winter wheat"}, {"value": 5, "name": "forest"},

@@ -10,12 +10,12 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from raster_helpers import utm_grid, write_raster
-from slgt2_cli.classes import ClassTable
+from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.evaluation import EvaluateConfig, chunk_windows, evaluate_maps, score_map
-from slgt2_cli.geotiff import MapWriter
-from slgt2_cli.grid import Grid
-from slgt2_cli.labels import open_aligned_labels
+from slgt2_cli.scoring.evaluator import EvaluateConfig, chunk_windows, evaluate_maps, score_map
+from slgt2_cli.io.geotiff import MapWriter
+from slgt2_cli.io.grid import Grid
+from slgt2_cli.io.labels import open_aligned_labels
 
 TABLE = ClassTable.from_list([
     {"value": 10, "name": "crop"}, {"value": 20, "name": "forest"},

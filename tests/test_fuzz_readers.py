@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from slgt2_cli.checkpoint import Checkpoint, load_checkpoint
-from slgt2_cli.classes import ClassTable
+from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint
+from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.grid import Grid
-from slgt2_cli.labels import open_aligned_labels
-from slgt2_cli.stacks import open_stack
+from slgt2_cli.io.grid import Grid
+from slgt2_cli.io.labels import open_aligned_labels
+from slgt2_cli.io.stacks import open_stack
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GRID = Grid(CRS.from_epsg(32633), from_origin(500000, 5100000, 10, 10), 16, 16)

@@ -10,12 +10,12 @@ import rasterio
 from rasterio.windows import Window
 
 from raster_helpers import utm_grid
-from slgt2_cli.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.geotiff import (
+from slgt2_cli.io.geotiff import (
     MapWriter, class_map_dtype, confidence_bytes, gdal_cache, overview_factors, probability_bytes, read_class_table,
 )
-from slgt2_cli.outputs import temp_path
+from slgt2_cli.io.atomic import temp_path
 
 TABLE = ClassTable.from_list([
     {"value": 1110, "name": "winter wheat", "color": "#e6194b"},
@@ -137,7 +137,7 @@ def test_unwritable_directory_and_full_disk(tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     if os.geteuid() == 0:  # root may write anywhere: simulate the permission check failing
-        monkeypatch.setattr("slgt2_cli.outputs.os.access", lambda path, mode: False)
+        monkeypatch.setattr("slgt2_cli.io.atomic.os.access", lambda path, mode: False)
     with pytest.raises(InputError, match="not writable"):
         MapWriter.classes(locked / "map.tif", utm_grid(8, 8), TABLE)
     monkeypatch.undo()

@@ -17,8 +17,8 @@ import torch
 from typer.testing import CliRunner
 
 from error_cases import _write, build_world
-from slgt2_cli.checkpoint import load_checkpoint
-from slgt2_cli.cli import app
+from slgt2_cli.checkpoint.format import load_checkpoint
+from slgt2_cli.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["--preset", "tiny", "--patch-size", "32", "--batch-size", "2", "--workers", "0", "--quiet", "--device", "cpu"]

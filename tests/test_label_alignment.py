@@ -8,10 +8,10 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from _rasters import ORIGIN, write_raster
-from slgt2_cli.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.grid import Grid
-from slgt2_cli.labels import open_aligned_labels
+from slgt2_cli.io.grid import Grid
+from slgt2_cli.io.labels import open_aligned_labels
 
 GRID = Grid(CRS.from_epsg(32633), from_origin(*ORIGIN, 10.0, 10.0), 40, 30)
 QUADRANTS = np.array([[1110, 2000], [3100, 5000]], dtype=np.uint16)

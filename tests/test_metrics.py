@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slgt2_cli.classes import IGNORE_INDEX, ClassTable
-from slgt2_cli.metrics import ConfusionMatrix, compute_metrics
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
 
 TABLE = ClassTable.from_list([
     {"value": 10, "name": "crop"}, {"value": 20, "name": "forest"},

@@ -18,11 +18,11 @@ import torch
 from typer.testing import CliRunner
 
 from predict_helpers import TABLE, make_checkpoint, sar_values, write_stack
-from slgt2_cli.checkpoint import load_checkpoint
-from slgt2_cli.cli import app
-from slgt2_cli.inference import Predictor
-from slgt2_cli.predict import PredictConfig, run_predict
-from slgt2_cli.stacks import open_stack
+from slgt2_cli.checkpoint.format import load_checkpoint
+from slgt2_cli.cli.app import app
+from slgt2_cli.infer.predictor import Predictor
+from slgt2_cli.infer.run import PredictConfig, run_predict
+from slgt2_cli.io.stacks import open_stack
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def test_cli_bad_inputs_exit_2(ckpt, tmp_path):
 
 
 def _synth_dataset(root: Path) -> Path:
-    from slgt2_cli.synth import synthesize
+    from slgt2_cli.synth.scenes import synthesize
 
     synthesize(root, size=192, dates=8, scenes=5, scene_size=96, seed=0)
     return root
@@ -212,7 +212,7 @@ def test_checkpoint_with_provenance_loads(tmp_path):
     """Provenance (as `slgt2 train` writes it) must survive the weights-only load predict uses."""
     import torch as _torch
 
-    from slgt2_cli.checkpoint import provenance, save_checkpoint
+    from slgt2_cli.checkpoint.format import provenance, save_checkpoint
 
     ck = load_checkpoint(make_checkpoint(tmp_path / "a.pt"))
     ck.provenance = provenance(kind="best")
@@ -227,11 +227,11 @@ def test_checkpoint_with_provenance_loads(tmp_path):
 def test_reader_tiles_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch, shape, columns):
     """The reader prepares full-width bands (in column chunks, rows shared with the band above taken over) and
     cuts tiles from them; every tile must equal its own window read and prepared alone, as training does."""
-    import slgt2_cli.inference as inference
+    import slgt2_cli.infer.predictor as inference
     from rasterio.windows import Window
 
-    from slgt2_cli.preprocess import prepare_input
-    from slgt2_cli.tiling import TileGrid
+    from slgt2_cli.data.preprocess import prepare_input
+    from slgt2_cli.infer.tiling import TileGrid
 
     values = sar_values(*shape, seed=5)
     values[:, :, 10:20, 30:45] = np.nan  # a no-data patch
@@ -262,7 +262,7 @@ def test_reader_tiles_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch, sh
 def test_io_cache_holds_a_tile_row_of_input_blocks_and_grows_with_width_only(tmp_path, per_date_dir):
     """Predict's GDAL cache must hold the input blocks under a tile row and the next (else every compressed
     block is decoded once per overlapping tile row), and must not grow with the scene's height."""
-    from slgt2_cli.inference import io_cache_mb
+    from slgt2_cli.infer.predictor import io_cache_mb
 
     tiled = dict(tiled=True, blockxsize=32, blockysize=32, compress="deflate")
     sizes = {"short": (64, 96), "tall": (320, 96), "wide": (64, 192)}
@@ -284,7 +284,7 @@ def test_io_cache_holds_a_tile_row_of_input_blocks_and_grows_with_width_only(tmp
 @pytest.mark.parametrize("how", ["linear", "nearest"])
 def test_fill_gaps_fast_path_matches_general_path(how):
     """Tiles whose pixels share one gap pattern take a fast path in fill_gaps; it must give the same bits."""
-    from slgt2_cli.temporal import fill_gaps
+    from slgt2_cli.data.temporal import fill_gaps
 
     rng = np.random.default_rng(0)
     fill = np.array([-10.0, -17.0], np.float32)

@@ -9,7 +9,7 @@ from rasterio.windows import Window
 
 from _rasters import ORIGIN, dates_from, write_multiband, write_raster
 from slgt2_cli.errors import InputError
-from slgt2_cli.stacks import open_stack, parse_band_label, parse_date
+from slgt2_cli.io.stacks import open_stack, parse_band_label, parse_date
 
 D0 = dt.date(2021, 3, 1)
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slgt2_cli.errors import InputError
-from slgt2_cli.tiling import WEIGHT_FLOOR, BlendAccumulator, TileGrid, blend_weights, tile_origins
+from slgt2_cli.infer.tiling import WEIGHT_FLOOR, BlendAccumulator, TileGrid, blend_weights, tile_origins
 
 
 @st.composite
@@ -153,7 +153,7 @@ def test_tile_grid_iteration_clips_to_scene():
 @given(st.integers(-3, 5000), st.integers(-3, 5000))
 def test_tile_stride_accepted_exactly_when_sensible(tile, stride):
     """check_tile_stride accepts 1 <= stride <= tile <= MAX_TILE and raises InputError otherwise, never more."""
-    from slgt2_cli.tiling import MAX_TILE, check_tile_stride
+    from slgt2_cli.infer.tiling import MAX_TILE, check_tile_stride
 
     sensible = 1 <= stride <= tile <= MAX_TILE
     if sensible:

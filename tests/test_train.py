@@ -16,11 +16,11 @@ import torch
 from rasterio.windows import Window, transform as window_transform
 from typer.testing import CliRunner
 
-from slgt2_cli.checkpoint import load_checkpoint
-from slgt2_cli.cli import app
+from slgt2_cli.checkpoint.format import load_checkpoint
+from slgt2_cli.cli.app import app
 from slgt2_cli.errors import InputError
-from slgt2_cli.synth import synthesize
-from slgt2_cli.train_config import resolve_config
+from slgt2_cli.synth.scenes import synthesize
+from slgt2_cli.train.config import resolve_config
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]

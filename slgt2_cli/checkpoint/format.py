@@ -1,0 +1,185 @@
+"""Self-contained slgt2 checkpoints: everything `predict` needs, in one file, written atomically.
+
+A checkpoint holds the model config and weights, the class table, the normalisation statistics, the
+temporal rule, the input bands and units, the training patch/stride (inference defaults) and provenance;
+`last.pt` also holds the optimiser, scheduler, step, RNG states and best score for `--resume`.
+Only plain types and tensors are stored, so loading never unpickles code (``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.torch_version import TorchVersion
+
+from slgt2_cli import __version__
+from slgt2_cli.io.classes import ClassTable
+from slgt2_cli.errors import InputError
+from slgt2_cli.data.normalization import Normalization
+from slgt2_cli.data.temporal import TemporalRule
+
+FORMAT = "slgt2-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a native checkpoint."""
+
+    model_config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    classes: ClassTable
+    normalization: dict[str, Any]
+    temporal: dict[str, Any]
+    bands: list[str]
+    units: str
+    patch_size: int
+    stride: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+    training_state: dict[str, Any] | None = None
+    source: Path | None = field(default=None, compare=False)
+    """The file it was loaded from (named in errors); not stored."""
+
+    def build_model(self) -> torch.nn.Module:
+        """The network with its weights, in eval mode on the CPU; InputError if they do not fit together."""
+        from models import SLGT2Net
+
+        try:
+            model = SLGT2Net(**self.model_config)
+        except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as exc:
+            raise InputError(f"its model config cannot build a network ({type(exc).__name__}: {_first_line(exc)})",
+                             self.source) from None
+        try:
+            model.load_state_dict(self.state_dict)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"its weights do not fit its model config, the file is damaged or foreign "
+                             f"({_first_line(exc, skip_header=True)})", self.source) from None
+        return model.eval()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": {"config": self.model_config, "state_dict": self.state_dict},
+            "classes": self.classes.to_list(),
+            "normalization": self.normalization,
+            "temporal": self.temporal,
+            "bands": list(self.bands),
+            "units": self.units,
+            "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride)},
+            "provenance": self.provenance,
+            "training_state": self.training_state,
+        }
+
+
+def _first_line(exc: BaseException, skip_header: bool = False, limit: int = 160) -> str:
+    """The telling line of an exception's message, shortened (torch's load_state_dict puts it second)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if skip_header and len(lines) > 1:
+        lines = lines[1:]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """Who made a checkpoint, when, with what."""
+    return {
+        "slgt2_version": __version__,
+        "torch_version": str(torch.__version__),  # a TorchVersion object would not load with weights_only
+        "python": platform.python_version(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` to ``path`` so that ``path`` is always either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
+    atomic_torch_save(checkpoint.to_payload(), path)
+
+
+def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Checkpoint:
+    """Read and validate a native checkpoint; any problem is an InputError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("checkpoint not found", path)
+    if path.is_dir():
+        raise InputError("is a directory, not a checkpoint file (did you mean RUN_DIR/best.pt?)", path)
+    try:
+        # TorchVersion (a str subclass) is allowed so checkpoints written before provenance stored str() still load
+        with torch.serialization.safe_globals([TorchVersion]):
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise InputError("not a readable slgt2 checkpoint: corrupt, truncated or foreign (it asks for more memory "
+                         "than there is)", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, foreign objects...
+        raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({_first_line(exc, limit=120)})",
+                         path) from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        hint = "convert a reference checkpoint with `slgt2 convert-checkpoint`"
+        if isinstance(raw, dict) and ("state_dict" in raw or "meta" in raw):
+            raise InputError("is not an slgt2 checkpoint (it looks like a reference/mmseg file)", path, hint)
+        raise InputError("is not an slgt2 checkpoint", path, hint)
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or version < 1:
+        raise InputError(f"checkpoint is damaged (format version {version!r})", path)
+    if version > FORMAT_VERSION:
+        raise InputError(f"was written by a newer slgt2 (format {version}); upgrade slgt2", path)
+    try:
+        ck = Checkpoint(
+            model_config=dict(raw["model"]["config"]),
+            state_dict=dict(raw["model"]["state_dict"]),
+            classes=ClassTable.from_list(raw["classes"], path),
+            normalization=dict(raw["normalization"]),
+            temporal=dict(raw["temporal"]),
+            bands=list(raw["bands"]),
+            units=str(raw["units"]),
+            patch_size=int(raw["inference"]["patch_size"]),
+            stride=int(raw["inference"]["stride"]),
+            provenance=dict(raw.get("provenance") or {}),
+            training_state=raw.get("training_state") if with_training_state else None,
+            source=path,
+        )
+        TemporalRule.from_dict(ck.temporal)
+        Normalization.from_dict(ck.normalization)
+        bad = [k for k, v in ck.state_dict.items() if not isinstance(v, torch.Tensor)]
+        if bad or not ck.state_dict:
+            raise ValueError(f"weights missing or not tensors ({', '.join(map(str, bad[:3])) or 'none'})")
+        if ck.patch_size < 1 or ck.stride < 1:
+            raise ValueError(f"inference patch {ck.patch_size} / stride {ck.stride}")
+    except InputError as exc:
+        raise InputError(f"checkpoint is damaged ({exc})", path) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise InputError(f"checkpoint is incomplete or damaged ({type(exc).__name__}: {_first_line(exc)})",
+                         path) from None
+    if with_training_state and not isinstance(ck.training_state, dict):
+        raise InputError("has no training state to resume from (it is a best.pt or a converted checkpoint)", path)
+    if len(ck.classes) != ck.model_config.get("num_classes"):
+        raise InputError(
+            f"class table has {len(ck.classes)} classes but the model predicts {ck.model_config.get('num_classes')}",
+            path,
+        )
+    return ck

@@ -1,0 +1,72 @@
+"""`slgt2 convert-checkpoint REFERENCE.pth OUTPUT.pt`: published reference weights -> native checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from slgt2_cli.errors import InputError
+from slgt2_cli.cli.options import OverwriteOpt
+
+
+def _ints(text: str | None, name: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{name} takes integers separated by commas, e.g. 3,6,12,24 (got {text!r})") from None
+
+
+def _nested(text: str | None, name: str) -> list[list[int]] | None:
+    if text is None:
+        return None
+    return [_ints(part, name) for part in text.split(";")]  # type: ignore[misc]
+
+
+def _floats(text: str | None, name: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{name} takes numbers separated by commas (got {text!r})") from None
+
+
+def convert_checkpoint(
+    reference: Annotated[Path, typer.Argument(help="Reference (mmseg) checkpoint, e.g. the paper's published .pth.")],
+    output: Annotated[Path, typer.Argument(help="Native checkpoint to write (.pt).")],
+    flag: Annotated[Optional[int], typer.Option("--flag", help="Reference stem style: 1 Slovenia, 2 Brandenburg. [default: from the weights]")] = None,
+    num_heads: Annotated[Optional[str], typer.Option("--num-heads", help="Heads per stage, e.g. 3,6,12,24. [default: stored config, else the paper's]")] = None,
+    wss: Annotated[Optional[str], typer.Option("--wss", help="Window sizes per stage and group, e.g. '7,14,21;7,14,21;7,14,14;7,7,7'.")] = None,
+    dss: Annotated[Optional[str], typer.Option("--dss", help="Window depths per stage and group, e.g. '8,4,2;4,4,2;2,2,2;1,1,1'.")] = None,
+    topk_div: Annotated[Optional[int], typer.Option("--topk-div", min=1, help="Top-k divisor of the sparse attention. [default: 1]")] = None,
+    temporal_length: Annotated[Optional[int], typer.Option("--temporal-length", help="Frames the input is padded to. [default: 16, or 48 for flag 2]")] = None,
+    classes: Annotated[Optional[Path], typer.Option("--classes", help="classes.json for the model's classes. [default: MTS12 legend / class 1..K]")] = None,
+    bands: Annotated[Optional[str], typer.Option("--bands", help="Input band names, e.g. VV,VH. [default: VV,VH]")] = None,
+    mean: Annotated[Optional[str], typer.Option("--mean", help="Per-channel normalisation mean the reference was trained with. [default: 0]")] = None,
+    std: Annotated[Optional[str], typer.Option("--std", help="Per-channel normalisation std. [default: 1]")] = None,
+    patch_size: Annotated[int, typer.Option("--patch-size", help="Inference tile default.")] = 224,
+    stride: Annotated[int, typer.Option("--stride", help="Inference stride default.")] = 200,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Convert a published SL-GT2Net reference checkpoint into a native one that `slgt2 predict` accepts.
+
+    What the weights imply (widths, depths, channels, classes, stem) is read from them; heads, windows and
+    top-k come from the options, else the checkpoint's stored config, else the paper's Slovenia model.
+
+    Example:  slgt2 convert-checkpoint slovenia.pth slovenia.pt --mean -12.1,-18.9 --std 3.2,3.5
+    """
+    from slgt2_cli.checkpoint.convert import ConvertConfig, convert_reference
+
+    options = {"flag": flag, "num_heads": _ints(num_heads, "--num-heads"), "wss_lst": _nested(wss, "--wss"),
+               "dss_lst": _nested(dss, "--dss"), "topk_div": topk_div, "temporal_length": temporal_length}
+    config = ConvertConfig(reference, output, {k: v for k, v in options.items() if v is not None}, classes,
+                           bands.split(",") if bands else None, _floats(mean, "--mean"), _floats(std, "--std"),
+                           patch_size, stride, overwrite)
+    ck = convert_reference(config)
+    cfg = ck.model_config
+    typer.echo(f"wrote {output}: {cfg['stem']} stem, dims {cfg['embed_dims']}, depths {cfg['depths']}, "
+               f"heads {cfg['num_heads']}, {cfg['num_classes']} classes, topk_div {cfg['topk_div']}")

@@ -1,0 +1,41 @@
+"""`slgt2 predict CHECKPOINT STACK... OUTPUT`: classified GeoTIFF maps of whole scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+from slgt2_cli.cli.options import BatchOpt, DeviceOpt, OverwriteOpt, StrideOpt, TileOpt
+
+
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `slgt2 train` (RUN_DIR/best.pt) or convert-checkpoint.")],
+    stacks: Annotated[list[Path], typer.Argument(help="Image stack(s): a multi-band GeoTIFF or a directory of per-date files; globs allowed.")],
+    output: Annotated[Path, typer.Argument(help="Output .tif for one stack, or a directory (one <stack>.tif each).")],
+    tile: TileOpt = None,
+    stride: StrideOpt = None,
+    batch_size: BatchOpt = 4,
+    device: DeviceOpt = "auto",
+    confidence: Annotated[Optional[Path], typer.Option("--confidence", help="Also write the confidence (max probability × 255, uint8) here.")] = None,
+    probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="Also write per-class probabilities (uint8, one band per class) here.")] = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Average predictions over horizontal and vertical flips (3× compute).")] = False,
+    units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection: db, linear, scaled or raw.")] = None,
+    blend: Annotated[str, typer.Option("--blend", help="Weight window for overlapping tiles: cosine or gaussian.")] = "cosine",
+    overwrite: OverwriteOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Classify whole scenes with sliding-window inference into Cloud-Optimized GeoTIFF maps.
+
+    Example:  slgt2 predict runs/demo/best.pt scene/image.tif map.tif --confidence conf.tif
+    """
+    from slgt2_cli.infer.run import PredictConfig, run_predict
+
+    config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,
+                           probabilities, tta, overwrite, units, blend, progress=not quiet)
+    for r in run_predict(config):
+        skipped = r.stats.get("skipped", 0)
+        typer.echo(f"{r.output}  ({r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} px/s; "
+                   f"{r.stats.get('tiles', 0)} tiles, {skipped} without data skipped)")

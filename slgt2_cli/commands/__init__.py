@@ -1,3 +1,0 @@
-"""CLI commands; importing this package registers each of them on `slgt2_cli.cli.app`."""
-
-from slgt2_cli.commands import convert, demo, evaluate, predict, synth, train  # noqa: F401

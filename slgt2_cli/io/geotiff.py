@@ -1,0 +1,270 @@
+"""Writing maps: classified, confidence and probability GeoTIFFs as Cloud-Optimized GeoTIFFs, atomically.
+
+A :class:`MapWriter` accepts window-by-window writes into a tiled, compressed staging GeoTIFF beside the
+output, and on :meth:`MapWriter.commit` builds overviews and copies it to a COG (GDAL streams the copy), which
+is renamed onto the output name. Until then nothing exists under the output name; an exception, Ctrl-C or
+:meth:`MapWriter.abort` removes the temporaries, and temporaries of killed runs are removed by the next run.
+
+The classified map embeds its class table: a GDAL colour table (uint8/uint16 maps), the band tag
+``CLASS_TABLE`` (JSON list of ``{value, name, color}``) and one ``CLASS_<value>=<name>`` tag per class.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Sequence
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.errors import InputError
+from slgt2_cli.io.grid import Grid
+from slgt2_cli.io.atomic import discard, prepare_output, temp_path
+
+BLOCK = 512
+GDAL_CACHE_MB = 256
+"""GDAL block cache while building overviews and the COG (its default, 5 % of RAM, lets that grow with the map)."""
+CONFIDENCE_NODATA = 0
+"""Confidence = round(max probability × 255), at least 1 on valid pixels; 0 marks no data."""
+PROBABILITY_SCALE = 254
+PROBABILITY_NODATA = 255
+"""Probabilities are stored as round(p × 254) (scale metadata 1/254 set) so 255 can mark no data."""
+
+_DTYPES = (("uint8", 0, 255), ("uint16", 0, 65535), ("int32", -(2**31), 2**31 - 1))
+
+
+def class_map_dtype(table: ClassTable) -> tuple[str, int]:
+    """The smallest of uint8/uint16/int32 holding every label value plus a free nodata value, and that value."""
+    values = set(int(v) for v in table.values)
+    lo, hi = min(values), max(values)
+    for dtype, dmin, dmax in _DTYPES:
+        if lo < dmin or hi > dmax:
+            continue
+        for nodata in itertools.chain((dmax, dmin), range(dmax - 1, dmin, -1)):
+            if nodata not in values:
+                return dtype, nodata
+    raise InputError(f"class values {lo}..{hi} do not fit a 32-bit integer map")
+
+
+def gdal_cache(megabytes: float) -> rasterio.Env:
+    """A rasterio environment whose GDAL block cache holds at most ``megabytes`` MB.
+
+    rasterio passes an integer GDAL_CACHEMAX to GDAL in bytes: ``Env(GDAL_CACHEMAX=256)`` is a 256-byte cache,
+    which turns every windowed read of a compressed tile into a fresh decode.
+    """
+    return rasterio.Env(GDAL_CACHEMAX=max(1, int(megabytes * (1 << 20))))
+
+
+def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
+    """Decimation factors 2, 4, ... until the smallest overview fits one block (none for a one-block map)."""
+    factors, f = [], 2
+    while max(width, height) / (f // 2) > block:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+class MapWriter:
+    """Write a GeoTIFF on ``grid`` window by window; it appears under ``path`` only on :meth:`commit`.
+
+    Writes go through GDAL's block cache; the caller bounds it (:func:`gdal_cache`, at least
+    :attr:`cache_bytes`) so that memory stays flat however tall the map is.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: Grid,
+        *,
+        dtype: str,
+        nodata: float | None,
+        count: int = 1,
+        overwrite: bool = False,
+        colormap: dict[int, tuple[int, int, int, int]] | None = None,
+        descriptions: Sequence[str] | None = None,
+        band_tags: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        scale: float | None = None,
+        table: ClassTable | None = None,
+        overview_resampling: str = "mode",
+        compress: str = "DEFLATE",
+    ):
+        self.path = Path(path)
+        self.grid, self.dtype, self.nodata, self.count = grid, dtype, nodata, count
+        self.table, self.overview_resampling, self.compress = table, overview_resampling, compress
+        prepare_output(self.path, overwrite=overwrite, need_bytes=estimated_cog_bytes(grid, count, dtype) + (1 << 20))
+        self._stage = temp_path(self.path, ".stage.tif")
+        self._final = temp_path(self.path, ".tif")
+        self._done = False
+        profile: dict[str, Any] = dict(
+            driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype, crs=grid.crs,
+            transform=grid.transform, nodata=nodata, tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
+            compress="DEFLATE", zlevel=1, bigtiff="IF_SAFER", interleave="band" if count > 1 else "pixel",
+        )
+        try:
+            self._dst = rasterio.open(self._stage, "w", **profile)
+        except (RasterioIOError, OSError) as exc:
+            discard(self._stage)
+            raise InputError(f"cannot write the map ({exc})", self.path) from None
+        try:
+            if colormap:
+                self._dst.write_colormap(1, colormap)
+            for i, text in enumerate(descriptions or (), start=1):
+                self._dst.set_band_description(i, text)
+            if band_tags:
+                self._dst.update_tags(1, **band_tags)
+            if tags:
+                self._dst.update_tags(**tags)
+            if scale is not None:
+                self._dst.scales = (scale,) * count
+        except BaseException:
+            self.abort()
+            raise
+
+    # --- convenience constructors -------------------------------------------------------------------------
+    @classmethod
+    def classes(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False) -> "MapWriter":
+        """A classified map: pixel values are the table's label values, nodata outside them."""
+        dtype, nodata = class_map_dtype(table)
+        colormap = None
+        if dtype in ("uint8", "uint16"):
+            colormap = {int(v): (int(r), int(g), int(b), 255) for v, (r, g, b) in zip(table.values, table.rgb())}
+            colormap[int(nodata)] = (0, 0, 0, 0)
+        band_tags = {"CLASS_TABLE": json.dumps(table.to_list())}
+        band_tags.update({f"CLASS_{c.value}": c.name for c in table.classes})
+        return cls(path, grid, dtype=dtype, nodata=nodata, overwrite=overwrite, colormap=colormap,
+                   descriptions=["class"], band_tags=band_tags, table=table)
+
+    @classmethod
+    def confidence(cls, path: str | os.PathLike[str], grid: Grid, overwrite: bool = False) -> "MapWriter":
+        """Confidence map: uint8 round(max probability × 255), 0 = no data (see :func:`confidence_bytes`)."""
+        return cls(path, grid, dtype="uint8", nodata=CONFIDENCE_NODATA, overwrite=overwrite, descriptions=["confidence"],
+                   scale=1 / 255, overview_resampling="average")
+
+    @classmethod
+    def probabilities(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False) -> "MapWriter":
+        """Per-class probabilities: one uint8 band per class (see :func:`probability_bytes`)."""
+        return cls(path, grid, dtype="uint8", nodata=PROBABILITY_NODATA, count=len(table), overwrite=overwrite,
+                   descriptions=[f"p({c.value}: {c.name})" for c in table.classes],
+                   band_tags={"CLASS_TABLE": json.dumps(table.to_list())}, scale=1 / PROBABILITY_SCALE,
+                   overview_resampling="average")
+
+    # --- writing ------------------------------------------------------------------------------------------
+    @property
+    def cache_bytes(self) -> int:
+        """Block cache that lets row bands be written without recompressing a block: two rows of blocks."""
+        across = -(-self.grid.width // BLOCK)
+        return 2 * across * BLOCK * BLOCK * self.count * np.dtype(self.dtype).itemsize
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        """Write (h, w) data to band 1, or (count, h, w) data to all bands, at ``window``."""
+        if self._done:
+            raise RuntimeError("writer already committed or aborted")
+        data = np.asarray(data)
+        if data.ndim == 2:
+            data = data[None]
+        if data.shape[0] != self.count:
+            raise ValueError(f"expected {self.count} bands, got {data.shape[0]}")
+        self._dst.write(data.astype(self.dtype, copy=False), window=window)
+
+    def write_classes(self, window: Window, classes: np.ndarray) -> None:
+        """Write model classes (IGNORE_INDEX = no data) as label values; for :meth:`classes` writers."""
+        if self.table is None:
+            raise RuntimeError("write_classes needs a writer made by MapWriter.classes")
+        classes = np.asarray(classes)
+        invalid = classes == IGNORE_INDEX
+        labels = self.table.decode(np.where(invalid, 0, classes))
+        self.write(window, np.where(invalid, self.nodata, labels))
+
+    def commit(self) -> Path:
+        """Build overviews, write the COG and move it onto the output name."""
+        if self._done:
+            raise RuntimeError("writer already committed or aborted")
+        try:
+            factors = overview_factors(self.grid.width, self.grid.height)
+            with gdal_cache(GDAL_CACHE_MB):
+                self._dst.close()
+                if factors:  # reopened so GDAL sees the colour table (else it warns about palette bands)
+                    with rasterio.open(self._stage, "r+") as dst:
+                        dst.build_overviews(factors, Resampling[self.overview_resampling])
+                rasterio.shutil.copy(
+                    self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
+                    OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE", BIGTIFF="IF_SAFER",
+                )
+            discard(self._stage)
+            os.replace(self._final, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporaries; nothing is written under the output name."""
+        self._done = True
+        try:
+            if not self._dst.closed:
+                self._dst.close()
+        except Exception:  # noqa: BLE001 - cleanup must go on
+            pass
+        discard(self._stage, Path(f"{self._stage}.ovr"), self._final)
+
+    def __enter__(self) -> "MapWriter":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._done:
+            self.commit()
+
+
+def confidence_bytes(probs: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(K, h, w) probabilities -> (h, w) uint8 confidence, 1..255 on valid pixels and 0 elsewhere."""
+    conf = np.clip(np.rint(probs.max(axis=0) * 255), 1, 255).astype(np.uint8)
+    if valid is not None:
+        conf[~valid] = CONFIDENCE_NODATA
+    return conf
+
+
+def probability_bytes(probs: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(K, h, w) probabilities -> (K, h, w) uint8 = round(p × 254), 255 on invalid pixels."""
+    out = np.clip(np.rint(probs * PROBABILITY_SCALE), 0, PROBABILITY_SCALE).astype(np.uint8)
+    if valid is not None:
+        out[:, ~valid] = PROBABILITY_NODATA
+    return out
+
+
+def read_class_table(path: str | os.PathLike[str]) -> ClassTable | None:
+    """The class table embedded in a map by :meth:`MapWriter.classes`, or None if it has none."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("not found", path)
+    try:
+        with rasterio.open(path) as src:
+            text = src.tags(1).get("CLASS_TABLE")
+    except RasterioIOError as exc:
+        raise InputError(f"not a readable raster ({str(exc).splitlines()[0]})", path) from None
+    except UnicodeDecodeError:
+        raise InputError("its CLASS_TABLE tag is not UTF-8 text", path) from None
+    if not text:
+        return None
+    try:
+        return ClassTable.from_list(json.loads(text), path)
+    except json.JSONDecodeError:
+        raise InputError("its embedded CLASS_TABLE tag is not valid JSON", path) from None
+
+
+def estimated_cog_bytes(grid: Grid, count: int, dtype: str) -> int:
+    """Upper bound of a map's uncompressed size with overviews (used for the free-space check)."""
+    return int(math.ceil(grid.width * grid.height * count * np.dtype(dtype).itemsize * 4 / 3))
