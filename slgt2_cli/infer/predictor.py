@@ -28,6 +28,7 @@ from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.infer.tiling import BlendAccumulator, Tile, TileGrid, blend_weights
 from slgt2_cli.io.grid import Grid
+from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.units import is_generic_name
 
 BAND_COLUMNS = 256
@@ -328,7 +329,8 @@ def output_paths(stacks: Sequence[Path], output: Path) -> list[Path]:
         return [output]
     if output.suffix.lower() in (".tif", ".tiff"):
         raise InputError("several stacks need an output directory, not a .tif file", output)
-    names = [Path(s).name.removesuffix(Path(s).suffix) if Path(s).is_file() else Path(s).name for s in stacks]
+    names = [Path(s).name.removesuffix(Path(s).suffix) if Path(s).is_file() or is_remote(s) else Path(s).name
+             for s in stacks]
     if len(set(names)) != len(names):
         raise InputError("two stacks share a name; their outputs would collide", output)
     return [output / f"{n}.tif" for n in names]
