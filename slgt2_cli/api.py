@@ -146,9 +146,10 @@ def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, tile: int | None =
                                                              leave=False) as bar:
         stats = predictor.predict(source, out.sink, progress=bar.update)
     attrs = {"checkpoint": str(model.path), "tile": predictor.tile, "stride": predictor.stride,
-             "blend": predictor.blend, "tta": int(tta), "units": source.units, "bands": list(model.bands),
+             "blend": predictor.blend, "tta": int(tta), "units": source.units, "bands": ",".join(model.bands),
              "tiles": stats["tiles"], "tiles_skipped": stats["skipped"], "slgt2_version": __version__,
-             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "checkpoint_provenance": json.dumps(model.checkpoint.provenance, default=str)}
     return out.dataset(source, model.classes, attrs)
 
 
@@ -193,7 +194,7 @@ class _Outputs:
         if self.probabilities is not None:
             variables["probabilities"] = xr.DataArray(
                 self.probabilities, dims=("class", "y", "x"), coords={"class": table.values, **coords},
-                attrs={"long_name": "class probability", "class_names": list(table.names)},
+                attrs={"long_name": "class probability", "class_names": json.dumps(list(table.names))},
             ).rio.write_nodata(np.nan, encoded=False)
         ds = xr.Dataset(variables, attrs=attrs).rio.write_crs(source.grid.crs)
         return ds.rio.write_transform(source.grid.transform)
