@@ -191,3 +191,19 @@ def test_evaluate_matches_the_cli(scene, tmp_path):
         assert scores.metrics[key] == expected[key], key
     assert "overall" in scores.text.lower()
     assert slgt2.evaluate(result, label_da, classes=TABLE).metrics["confusion_matrix"] == expected["confusion_matrix"]
+
+
+def test_evaluate_reprojects_labels_on_another_grid_like_the_cli(scene, tmp_path):
+    """Labels at 20 m over a larger extent: aligned onto the map's 10 m grid (nearest), as `slgt2 evaluate` does."""
+    coarse = np.where(np.arange(60)[None] % 7 < 3, 3100, 2000).repeat(50, 0).astype(np.uint16)
+    write_raster(tmp_path / "labels20.tif", coarse, utm_grid(60, 50, res=20.0, origin=(499900.0, 5100100.0)), nodata=0)
+    cli = runner.invoke(app, ["evaluate", str(scene["dir"] / "map.tif"), str(tmp_path / "labels20.tif"),
+                              "--json", str(tmp_path / "m.json")])
+    assert cli.exit_code == 0, cli.output
+    expected = json.loads((tmp_path / "m.json").read_text())
+    import rioxarray
+
+    prediction = rioxarray.open_rasterio(scene["dir"] / "map.tif").squeeze("band", drop=True)
+    prediction.attrs["class_table"] = json.dumps(TABLE.to_list())
+    scores = slgt2.evaluate(prediction, rioxarray.open_rasterio(tmp_path / "labels20.tif"))
+    assert scores.metrics["confusion_matrix"] == expected["confusion_matrix"]
