@@ -148,3 +148,12 @@ def test_network_failures_are_one_line(server, tmp_path):
         assert "\n" not in line and line.startswith(f"slgt2: error: {url}: cannot open the remote raster"), line
         assert "credentials" in line
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_signed_urls_are_not_globs_and_name_their_outputs(tmp_path):
+    from slgt2_cli.infer.predictor import output_paths
+    from slgt2_cli.infer.run import expand_stacks
+
+    urls = [Path("https://bucket.example.com/s1/a.tif?X-Amz-Signature=1&x=[2]"), Path("s3://bucket/s1/b.tif")]
+    assert expand_stacks(urls) == urls
+    assert output_paths([Path("https://h/s1/a.tif"), urls[1]], tmp_path) == [tmp_path / "a.tif", tmp_path / "b.tif"]
