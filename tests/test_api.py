@@ -141,6 +141,24 @@ def test_dask_cube_is_computed_window_by_window(scene, monkeypatch):
     assert seen_at_first_batch[0] < 25 == len({k[2].start for k in _READS if k[2].stop - k[2].start == 16})
 
 
+def test_dask_chunks_wider_than_the_reader_windows_are_computed_once_per_band(scene, monkeypatch):
+    """The reader asks for 32-column windows; a 100-column chunk is computed once per band of rows, not 4 times."""
+    da = pytest.importorskip("dask.array")
+    import slgt2_cli.infer.predictor as predictor
+
+    monkeypatch.setattr(predictor, "BAND_COLUMNS", 32)
+    values = scene["values"]
+    cube = _memory_cube(values).copy(data=da.from_array(_Recorder(values), chunks=(4, 2, 16, W)))
+    _READS.clear()
+    result = slgt2.predict(scene["model"], cube, confidence=False, units="db")  # units given: no sampling reads
+    np.testing.assert_array_equal(result["classes"].values, scene["classes"])
+    per_chunk: dict[int, int] = {}
+    for key in _READS:
+        if key[2].stop - key[2].start == 16:  # not dask's own zero-size probes
+            per_chunk[key[2].start] = per_chunk.get(key[2].start, 0) + 1
+    assert len(per_chunk) == H // 16 and max(per_chunk.values()) <= 2  # a chunk may straddle two bands
+
+
 def test_openeo_dataset_from_netcdf(scene, tmp_path):
     """Separate VV/VH variables, dims t/y/x, y ascending, CRS in a CF grid-mapping variable (netCDF3)."""
     values = scene["values"]

@@ -120,6 +120,9 @@ class CubeSource:
         self.polarisations = [str(b) for b in cube["band"].values]
         self.path = Path(label)
         self.dtype = str(cube.dtype)
+        x_chunks = (cube.chunksizes or {}).get("x")  # dask: compute whole chunk columns, once per band of rows
+        self._x_edges = np.cumsum((0, *x_chunks)) if x_chunks else None
+        self._block: tuple[tuple[int, int, int, int], np.ndarray] | None = None
 
     @property
     def num_dates(self) -> int:
@@ -134,11 +137,23 @@ class CubeSource:
         return model_units(self.units)
 
     def read_stored(self, window: Window | None = None) -> np.ndarray:
-        """The cube's values in ``window`` (computed now if the cube is dask-backed)."""
-        part = self.cube
-        if window is not None:
-            (r0, r1), (c0, c1) = window.toranges()
-            part = self.cube.isel(y=slice(r0, r1), x=slice(c0, c1))
+        """The cube's values in ``window`` (computed now if the cube is dask-backed).
+
+        A dask cube is computed in whole chunk columns, and the last block is kept: the engine reads a band of
+        rows in narrower windows, left to right, which then compute each chunk once, not once per window."""
+        if window is None:
+            return self._compute(self.cube, window)
+        (r0, r1), (c0, c1) = window.toranges()
+        if self._x_edges is None:
+            return self._compute(self.cube.isel(y=slice(r0, r1), x=slice(c0, c1)), window)
+        b0 = int(self._x_edges[np.searchsorted(self._x_edges, c0, side="right") - 1])
+        b1 = int(self._x_edges[np.searchsorted(self._x_edges, c1, side="left")])
+        if self._block is None or self._block[0] != (r0, r1, b0, b1):
+            self._block = None  # the old block is let go before the new one is computed
+            self._block = ((r0, r1, b0, b1), self._compute(self.cube.isel(y=slice(r0, r1), x=slice(b0, b1)), window))
+        return self._block[1][..., c0 - b0 : c1 - b0]
+
+    def _compute(self, part: xr.DataArray, window: Window | None) -> np.ndarray:
         try:
             return np.asarray(part.values)
         except (OSError, RuntimeError, ValueError) as exc:
