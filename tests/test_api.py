@@ -67,6 +67,9 @@ def test_import_loads_neither_torch_nor_xarray():
     code = ("import sys, slgt2_cli as s; heavy = [m for m in ('torch', 'xarray', 'rioxarray') if m in sys.modules];"
             "assert not heavy, heavy; assert callable(s.predict) and 'xarray' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    cli = ("import sys, slgt2_cli.cli.app; heavy = [m for m in ('torch', 'xarray', 'dask') if m in sys.modules];"
+           "assert not heavy, heavy")  # `slgt2 --help` stays fast
+    subprocess.run([sys.executable, "-c", cli], check=True, cwd=REPO)
 
 
 def test_open_stack_is_lazy_for_both_layouts(scene, tmp_path):
