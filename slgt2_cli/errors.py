@@ -31,9 +31,11 @@ class InputError(Exception):
     """
 
     def __init__(self, message: str, path: str | os.PathLike[str] | None = None, hint: str | None = None):
+        from slgt2_cli.io.remote import shown
+
         self.path = Path(path) if path is not None else None
         self.hint = hint
-        text = f"{self.path}: {message}" if self.path is not None else message
+        text = f"{shown(path)}: {message}" if path is not None else message  # URLs keep their //
         if hint:
             text = f"{text} ({hint})"
         super().__init__(text)

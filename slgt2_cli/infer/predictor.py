@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,8 @@ from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.infer.tiling import BlendAccumulator, Tile, TileGrid, blend_weights
+from slgt2_cli.io.grid import Grid
+from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.units import is_generic_name
 
 BAND_COLUMNS = 256
@@ -37,6 +39,32 @@ IO_CACHE_MAX_MB = 1024
 
 BandSink = Callable[[Window, np.ndarray, np.ndarray], None]
 """Receives each final band: (window, probabilities (K, h, W) float32, valid (h, W) bool)."""
+
+
+class WindowSource(Protocol):
+    """What the engine reads a scene from: a GeoTIFF stack (:class:`slgt2_cli.io.stacks.Stack`) or an xarray
+    cube (:class:`slgt2_cli.io.cube.CubeSource`, numpy- or dask-backed). Only ``read`` touches pixels, one
+    window at a time, so a source never has to hold its scene in memory."""
+
+    path: Path | None
+    grid: "Grid"
+    dates: list | None
+    polarisations: list[str]
+
+    @property
+    def num_channels(self) -> int: ...
+
+    @property
+    def num_dates(self) -> int: ...
+
+    @property
+    def model_units(self) -> str: ...
+
+    def read(self, window: Window | None = None) -> np.ndarray:
+        """Float32 ``(T, C, h, w)`` in model units, NaN where an observation has no data."""
+
+    def band_cache_bytes(self, rows: int) -> int:
+        """GDAL block cache that lets full-width bands of ``rows`` rows be read without decoding twice."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -78,11 +106,13 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, device: torch.device, tile: int | None = None,
-                        stride: int | None = None, **kwargs) -> "Predictor":
+                        stride: int | None = None, module: torch.nn.Module | None = None,
+                        **kwargs) -> "Predictor":
+        """``module``: the network already built from ``ck`` (the Python API builds it once per model)."""
         tile = int(tile or ck.patch_size)
         if stride is None:
             stride = ck.stride if tile == ck.patch_size else max(1, round(tile * ck.stride / ck.patch_size))
-        model = ck.build_model().to(device)
+        model = (module if module is not None else ck.build_model()).to(device)
         return cls(model, ck.classes, TemporalRule.from_dict(ck.temporal), Normalization.from_dict(ck.normalization),
                    ck.bands, device, tile, int(stride), units=ck.units, **kwargs)
 
@@ -90,7 +120,7 @@ class Predictor:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def check_stack(self, stack) -> None:
+    def check_stack(self, stack: WindowSource) -> None:
         """Everything that can be known to fail before any compute."""
         if stack.num_channels != self.norm.num_channels:
             raise InputError(
@@ -118,8 +148,10 @@ class Predictor:
                 probs /= 3
         return probs.cpu().numpy()
 
-    def predict(self, stack, sink: BandSink, progress: Callable[[int], None] | None = None) -> dict:
-        """Stream ``stack`` through the model; ``sink`` gets every final row band in order. Returns stats."""
+    def predict(self, stack: WindowSource, sink: BandSink, progress: Callable[[int], None] | None = None) -> dict:
+        """Stream ``stack`` through the model; ``sink`` gets every final row band in order. Returns stats.
+
+        The one engine of ``slgt2 predict``, ``slgt2.predict`` and checkpoint evaluation, whatever the source."""
         self.check_stack(stack)
         grid = TileGrid(stack.grid.height, stack.grid.width, self.tile, self.stride)
         weights = blend_weights(self.tile, self.stride, self.blend)
@@ -297,7 +329,8 @@ def output_paths(stacks: Sequence[Path], output: Path) -> list[Path]:
         return [output]
     if output.suffix.lower() in (".tif", ".tiff"):
         raise InputError("several stacks need an output directory, not a .tif file", output)
-    names = [Path(s).name.removesuffix(Path(s).suffix) if Path(s).is_file() else Path(s).name for s in stacks]
+    names = [Path(s).name.removesuffix(Path(s).suffix) if Path(s).is_file() or is_remote(s) else Path(s).name
+             for s in stacks]
     if len(set(names)) != len(names):
         raise InputError("two stacks share a name; their outputs would collide", output)
     return [output / f"{n}.tif" for n in names]

@@ -17,6 +17,7 @@ from slgt2_cli.io.geotiff import (MapWriter, class_map_dtype, confidence_bytes, 
                                probability_bytes)
 from slgt2_cli.infer.predictor import Predictor, classes_from_probs, io_cache_mb, output_paths, resolve_device
 from slgt2_cli.io.atomic import prepare_output
+from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.stacks import open_stack
 from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
 
@@ -57,7 +58,7 @@ def expand_stacks(patterns: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in patterns:
         text = str(p)
-        if any(ch in text for ch in "*?[") and not p.exists():
+        if any(ch in text for ch in "*?[") and not p.exists() and not is_remote(p):  # URLs hold '?'s
             matches = sorted(glob.glob(text))
             if not matches:
                 raise InputError("no file matches this pattern", p)

@@ -23,6 +23,7 @@ from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.grid import Grid
+from slgt2_cli.io.remote import REMOTE_HINT, gdal_path
 from slgt2_cli.io.units import detect_units, model_units, normalise_units, to_model_units
 
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -90,12 +91,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def open_raster(path: Path, missing: str = "file not found") -> Any:
-    """rasterio.open with one clear InputError naming the file when it is missing or not a raster."""
-    if not Path(path).exists():
+    """rasterio.open with one clear InputError naming the file when it is missing or not a raster.
+
+    URLs and ``/vsi…`` paths go to GDAL as written (see :mod:`slgt2_cli.io.remote`); reads stay windowed."""
+    remote = gdal_path(path)
+    if remote is None and not Path(path).exists():
         raise InputError(missing, path)
     try:
-        return rasterio.open(path)
+        if remote is None:
+            return rasterio.open(path)
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):  # no directory listing over HTTP
+            return rasterio.open(remote)
     except RASTER_ERRORS as exc:
+        if remote is not None:
+            raise InputError(f"cannot open the remote raster ({_reason(exc)})", path, hint=REMOTE_HINT) from None
         raise InputError(f"not a readable raster ({_reason(exc)})", path) from None
 
 
@@ -337,9 +346,10 @@ def open_stack(path: str | Path, units: str | None = None, channels: int | None 
     grids, no dates where they are needed) is an :class:`InputError` naming the file.
     """
     path = Path(path)
-    if not path.exists():
+    remote = gdal_path(path) is not None  # a URL or /vsi… path: one multi-band file, opened by GDAL
+    if not remote and not path.exists():
         raise InputError("image stack not found", path)
-    if path.is_dir():
+    if not remote and path.is_dir():
         return _open_directory(path, units, channels)
     with open_raster(path) as src, _damaged(path):
         if len({str(d) for d in src.dtypes}) != 1:
