@@ -14,8 +14,21 @@ from typer.testing import CliRunner
 from slgt2_cli.cli.app import app
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.classes import IGNORE_INDEX
-from slgt2_cli.train.config import (Amp, Flips, Init, LossAverage, NormSource, Recipe, Result, ScaleSampling,
-                                    TrainConfig, read_config_file, render_config, resolve_config, scale_range_for)
+from slgt2_cli.train.config import (
+    Amp,
+    Flips,
+    Init,
+    LossAverage,
+    NormSource,
+    Recipe,
+    Result,
+    ScaleSampling,
+    TrainConfig,
+    read_config_file,
+    render_config,
+    resolve_config,
+    scale_range_for,
+)
 from slgt2_cli.train.recipe import cross_entropy, initialise
 from slgt2_cli.train.runtime import Dist, StepBatches
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from rasterio.windows import Window
@@ -157,8 +157,3 @@ def seed_normalization(kind: str, units: str) -> Normalization | None:
         raise InputError(f"the {kind} dataset's fixed normalisation is for {expected!r} values, but the stacks are "
                          f"read as {units!r} (drop the units override, or use computed normalisation)")
     return Normalization(mean, std)
-
-
-def normalization_from_values(mean: Sequence[float], std: Sequence[float]) -> Normalization:
-    """Build statistics from known values (e.g. a reference model's published mean/std)."""
-    return Normalization(tuple(float(m) for m in mean), tuple(float(s) for s in std))

@@ -73,7 +73,9 @@ def _f(default: Any, **bounds: Any) -> Any:
 
 
 def _preset_names() -> tuple[str, ...]:
-    from models import PRESETS  # imports torch: only when a preset is checked, not for `slgt2 --help`
+    from models import (
+        PRESETS,  # imports torch: only when a preset is checked, not for `slgt2 --help`
+    )
 
     return tuple(PRESETS)
 
@@ -94,43 +96,61 @@ class TrainConfig:
     overwrite: bool = False
     progress: bool = True
     preset: str = _f("paper", choices=_preset_names)
+    """Model size (models/presets.py) and its schedule: tiny, small, paper or paper-brandenburg."""
     recipe: Recipe = _f(Recipe.SLGT2)
+    """Training procedure: slgt2 or reference (the paper code's; docs/model.md has the differences)."""
     iterations: int = _f(40000, min=1)
+    """Optimiser steps (poly decay to 0 over them)."""
     batch_size: int = _f(2, min=1)
     """Patches per device and forward pass."""
     effective_batch: int | None = _f(None, min=1)
     """Patches per optimiser step over all devices, reached by gradient accumulation (None: no accumulation)."""
     patch_size: int = _f(224, min=32, multiple=32)
+    """Training patch size in pixels, a multiple of 32 (also the inference tile default)."""
     lr: float = _f(1e-4, above=0)
+    """AdamW learning rate."""
     weight_decay: float = _f(1e-5, min=0)
     poly_power: float = _f(0.9, min=0)
     warmup: int = _f(0, min=0)
     """Steps of linear learning-rate warm-up before the poly decay (the paper uses none)."""
     val_every: int = _f(2000, min=1)
+    """Validate and write last.pt every N steps (and at the last step)."""
     val_stride: int | None = _f(None, min=1)
     """Validation tile stride (None: the patch size × 200/224, as the paper's test time)."""
     val_fraction: float = _f(0.2, min=0, max=1)
+    """Share of the training scenes held out for validation when the dataset has no val split."""
     min_labelled: float = _f(0.05, min=0, max=1)
+    """Least share of labelled pixels a training crop should hold."""
     augment: bool = _f(True)
     """Random rescale, class-balanced crop and flips; off: plain random crops."""
     scale_range: tuple[float, float] | None = _f(None, above=0, ordered=True)
     """Rescale factors drawn from this range (None: the recipe's range for the dataset)."""
     scale_sampling: ScaleSampling = _f(ScaleSampling.LOG_UNIFORM)
+    """How rescale factors are drawn: log-uniform or uniform."""
     flips: Flips = _f(Flips.FLIP_ROTATE)
+    """flip-rotate (horizontal flip and a random quarter turn) or horizontal (flip only)."""
     crop_tries: int = _f(5, min=1)
     """Crops drawn to find one with at most 75 % of one class."""
     init: Init = _f(Init.SLGT2)
+    """Conv3d initialisation: slgt2 (PyTorch's) or reference (normal(0, sqrt(2/fan_out)), bias 0)."""
     loss_average: LossAverage = _f(LossAverage.LABELLED)
+    """Cross-entropy averaged over labelled pixels, or over all pixels, ignored ones included."""
     normalization: NormSource = _f(NormSource.COMPUTED)
+    """computed from the training stacks, or fixed: a seed dataset's published mean/std."""
     result: Result = _f(Result.BEST)
+    """The run's result: best (best.pt, best validation mIoU) or last (last.pt)."""
     class_weights: str | None = _f(None)
     """None/'none', 'auto' (inverse log frequency from the training labels) or comma-separated numbers."""
     device: str = _f("auto")
+    """auto, cpu, cuda, cuda:N or mps (may change on --resume)."""
     amp: Amp = _f(Amp.AUTO)
     """Mixed precision on GPU: auto (bf16 where supported, else fp16 with a scaler), bf16, fp16 or no."""
     workers: int = _f(2, min=0)
+    """Data-loading processes (may change on --resume)."""
     seed: int = _f(0)
+    """Random seed: the same seed gives the same weights on CPU."""
     deterministic: bool = _f(True)
+    """Deterministic cuDNN kernels on GPU."""
     units: str | None = _f(None)
     """Units of the stored stacks (None: detected)."""
     temporal_mode: str | None = _f(None, choices=MODES)
@@ -336,7 +356,8 @@ def render_config(config: TrainConfig) -> str:
         base = base_values(config.preset, Recipe.SLGT2)
         notes = [f"#   {k}: {_plain(v)} (slgt2: {_plain(base[k])})" for k, v in changed.items() if v != base[k]]
         if config.scale_range is None:
-            ranges = ", ".join(f"{'other' if kind == '*' else kind} {lo:g}-{hi:g}" for kind, (lo, hi) in SCALE_RANGES[config.recipe].items())
+            ranges = ", ".join(f"{'other' if kind == '*' else kind} {lo:g}-{hi:g}"
+                               for kind, (lo, hi) in SCALE_RANGES[config.recipe].items())
             notes.append(f"#   scale_range by dataset: {ranges} (slgt2: "
                          f"{'-'.join(f'{v:g}' for v in SCALE_RANGES[Recipe.SLGT2]['*'])})")
         text += f"# recipe {config.recipe.value!r} differs from slgt2's defaults in:\n" + "\n".join(notes) + "\n"

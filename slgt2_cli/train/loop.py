@@ -20,7 +20,12 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from models import SLGT2Net
-from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint, provenance, save_checkpoint
+from slgt2_cli.checkpoint.format import (
+    Checkpoint,
+    load_checkpoint,
+    provenance,
+    save_checkpoint,
+)
 from slgt2_cli.data.patches import PatchDataset
 from slgt2_cli.errors import DivergedError, InputError
 from slgt2_cli.infer.predictor import Predictor
@@ -30,9 +35,19 @@ from slgt2_cli.scoring.scenes import score_scenes
 from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig
 from slgt2_cli.train.recipe import class_weights, cross_entropy, initialise, poly_lambda
 from slgt2_cli.train.run_dir import RunWriter
-from slgt2_cli.train.runtime import (Dist, StepBatches, init_distributed, is_main_thread, mixed_precision,
-                                     quiet_worker, rng_state, seed_everything, set_rng_state)
+from slgt2_cli.train.runtime import (
+    Dist,
+    StepBatches,
+    init_distributed,
+    is_main_thread,
+    mixed_precision,
+    quiet_worker,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from slgt2_cli.train.setup import RunSetup, prepare_run
+
 
 @dataclass(frozen=True)
 class TrainResult:

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import ClassTable
 
 
 def _atomic_text(path: Path, text: str) -> None:

@@ -16,7 +16,11 @@ from rasterio.windows import Window
 from models import preset
 from slgt2_cli.checkpoint.format import Checkpoint, default_stride
 from slgt2_cli.data.datasets import DatasetSpec, Scene, check_labels, open_dataset
-from slgt2_cli.data.normalization import Normalization, compute_normalization, seed_normalization
+from slgt2_cli.data.normalization import (
+    Normalization,
+    compute_normalization,
+    seed_normalization,
+)
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.errors import InputError
 from slgt2_cli.train.config import NormSource, TrainConfig, scale_range_for
