@@ -32,7 +32,8 @@ def coerce_value(key: str, value: Any, hint: Any, bounds: Mapping[str, Any], sou
         result = _coerce(value, hint)
         _check_bounds(result, bounds)
     except _Bad as exc:
-        raise InputError(f"{key}: {exc}, not {value!r}", source) from None
+        why = f" ({bounds['why']})" if "why" in bounds else ""
+        raise InputError(f"{key}: {exc}, not {value!r}{why}", source) from None
     return result
 
 

@@ -105,7 +105,7 @@ class TrainConfig:
     """Patches per device and forward pass."""
     effective_batch: int | None = _f(None, min=1)
     """Patches per optimiser step over all devices, reached by gradient accumulation (None: no accumulation)."""
-    patch_size: int = _f(224, min=32, multiple=32)
+    patch_size: int = _f(224, min=32, multiple=32, why="the network down-samples by 32")
     """Training patch size in pixels, a multiple of 32 (also the inference tile default)."""
     lr: float = _f(1e-4, above=0)
     """AdamW learning rate."""

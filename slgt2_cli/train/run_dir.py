@@ -45,8 +45,10 @@ class RunWriter:
             raise InputError("holds an earlier run (use --resume to continue it or --overwrite to start over)",
                              self.dir)
         existing = next(p for p in (self.dir, *self.dir.absolute().parents) if p.exists())
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise InputError("cannot write the run directory (permission denied or not a directory)", self.dir)
+        if not existing.is_dir():
+            raise InputError(f"cannot write the run directory ({existing.name} is a file, not a directory)", self.dir)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write the run directory (permission denied in {existing})", self.dir)
 
     def start(self, fresh: bool) -> None:
         """Create the directory and remove temporaries of killed runs; a fresh run also removes what an earlier
