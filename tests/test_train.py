@@ -111,11 +111,15 @@ def test_same_seed_same_weights_and_resume_after_sigterm(dataset, tmp_path):
 
 
 def test_torchrun_two_processes_gloo(dataset, tmp_path):
+    """Two ranks, each accumulating two micro-batches of 2 per step (an effective batch of 8)."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     out = tmp_path / "ddp"
+    cfg = tmp_path / "accumulate.yaml"
+    cfg.write_text("effective_batch: 8\n")
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "slgt2_cli", "train",
                            str(dataset), "--out", str(out), *FAST, "--iterations", "4", "--val-every", "2",
-                           "--device", "cpu"], env=_env(), capture_output=True, text=True, timeout=300)
+                           "--device", "cpu", "--config", str(cfg)], env=_env(), capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "best.pt").exists() and (out / "last.pt").exists()
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # only rank 0 writes

@@ -169,3 +169,39 @@ def test_accumulated_micro_batches_cover_each_step_once():
     batches = list(StepBatches(1, 3, 2, d, accumulate=2))
     assert batches == [[10, 11], [14, 15], [18, 19], [22, 23]]  # steps 1 and 2, two micro-batches each
     assert len(StepBatches(1, 3, 2, d, accumulate=2)) == 4
+
+
+class _TimeMean(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(2, 3, 1)
+
+    def forward(self, x):
+        return self.conv(x).mean(2)
+
+
+def _one_step(micro, average):
+    from types import SimpleNamespace
+
+    from slgt2_cli.train.loop import RunState, train_step
+
+    torch.manual_seed(0)
+    model = _TimeMean()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    run = SimpleNamespace(optimizer=optimizer, device=torch.device("cpu"), d=Dist(), net=model, amp_dtype=None,
+                          weights=None, config=SimpleNamespace(loss_average=average, out=Path(".")),
+                          scaler=torch.amp.GradScaler("cuda", enabled=False), state=RunState(),
+                          scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0))
+    loss = train_step(run, micro)
+    return loss, model.conv.weight.detach().clone(), run.state
+
+
+def test_gradient_accumulation_equals_the_whole_batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 2, 3, 5, 5, generator=g)
+    y = torch.randint(0, 3, (4, 5, 5), generator=g)
+    y[0, :3] = IGNORE_INDEX
+    whole_loss, whole, _ = _one_step([(x, y)], LossAverage.ALL)
+    parts_loss, parts, state = _one_step([(x[:2], y[:2]), (x[2:], y[2:])], LossAverage.ALL)
+    assert torch.allclose(whole, parts, atol=1e-6) and abs(whole_loss - parts_loss) < 1e-6
+    assert state.step == 1 and state.seen == 4

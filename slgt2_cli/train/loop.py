@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -207,17 +208,20 @@ def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> floa
     """One optimiser step over ``micro`` (the accumulated micro-batches); the step's mean loss."""
     run.optimizer.zero_grad(set_to_none=True)
     total = 0.0
-    for x, y in micro:
+    for i, (x, y) in enumerate(micro):
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
-        with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
-            logits = run.net(x)
-            loss = cross_entropy(logits.float(), y, run.weights, run.config.loss_average)
-        if not torch.isfinite(loss):
-            if (y != IGNORE_INDEX).any():
-                raise DivergedError(f"the loss became {loss.item()} at step {run.state.step + 1}; {_kept(run)}",
-                                    run.config.out)
-            loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
-        run.scaler.scale(loss / len(micro)).backward()
+        last = i == len(micro) - 1  # under DDP, gradients are averaged across ranks once, with the last one
+        with nullcontext() if last or not run.d.active else run.net.no_sync():
+            with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32,
+                                enabled=run.amp_dtype is not None):
+                logits = run.net(x)
+                loss = cross_entropy(logits.float(), y, run.weights, run.config.loss_average)
+            if not torch.isfinite(loss):
+                if (y != IGNORE_INDEX).any():
+                    raise DivergedError(f"the loss became {loss.item()} at step {run.state.step + 1}; {_kept(run)}",
+                                        run.config.out)
+                loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
+            run.scaler.scale(loss / len(micro)).backward()
         total += float(loss.detach()) / len(micro)
     run.scaler.step(run.optimizer)
     run.scaler.update()
