@@ -204,6 +204,13 @@ def test_units_override_reaches_normalisation_and_validation(tmp_path):
         with scene.open() as stack:
             values = stack.read()
         assert np.nanmax(values) < 0.2 and np.nanmin(values) > 0.0, scene.id
+    run = tmp_path / "cli"
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), *FAST, "--iterations", "2", "--val-every", "2",
+                                 "--units", "db"])
+    assert result.exit_code == 0, result.output
+    ck = load_checkpoint(run / "best.pt")
+    assert ck.units == "db" and 0.01 < ck.normalization.mean[0] < 0.2
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["units"] == "db"
 
 
 def _mts12(root: Path, t: int = 5, size: int = 40) -> Path:

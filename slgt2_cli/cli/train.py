@@ -26,6 +26,7 @@ def train(
     class_weights: Annotated[Optional[str], typer.Option("--class-weights", help="none, auto (from label frequencies) or one weight per class, comma-separated.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Data-loading processes. [default: 2]")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="The paper's augmentation (rescale 0.5-2, crop, flips). [default: on]")] = None,
+    units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection of the dataset's stacks: db, linear, scaled or raw (used for training, normalisation and validation alike).")] = None,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed; the same seed gives the same weights on CPU. [default: 0]")] = None,
@@ -51,7 +52,8 @@ def train(
     resolved = resolve_config(
         dataset or Path("."), out or Path("."), config, preset=preset, recipe=recipe, iterations=iterations,
         batch_size=batch_size, patch_size=patch_size, lr=lr, val_every=val_every, augment=augment,
-        class_weights=class_weights, workers=workers, seed=seed, device=device if device != "auto" else None,
+        class_weights=class_weights, workers=workers, seed=seed, units=units,
+        device=device if device != "auto" else None,
         resume=resume or None, overwrite=overwrite or None, progress=False if quiet else None,
     )
     if print_config:
