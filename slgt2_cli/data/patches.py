@@ -1,9 +1,10 @@
 """Random training patches with the paper's augmentation, reproducible per sample.
 
 Each sample ``i`` draws from its own generator seeded by ``(seed, epoch, i)``: a scene (weighted by area), a
-scale in ``scale_range`` (log-uniform, or uniform as the reference draws it), and a window of ``patch_size / scale`` pixels with at least ``min_labelled``
-labelled pixels and at most ``max_class_share`` of one class (a few tries, then the best is taken). Only that
-window of the stack and labels is read, then resized to the patch size, flipped and rotated.
+scale in ``scale_range`` (log-uniform, or uniform as the reference draws it), and a window of
+``patch_size / scale`` pixels with at least ``min_labelled`` labelled pixels and at most ``max_class_share`` of
+one class (a few tries, then the best is taken). Only that window of the stack and labels is read, then resized
+to the patch size, flipped and (unless ``rotate=False``) rotated.
 """
 
 from __future__ import annotations
