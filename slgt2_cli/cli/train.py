@@ -34,7 +34,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved configuration (YAML that --config accepts) and exit without training.")] = False,
 ) -> None:
-    """Train SL-GT2Net on a dataset with the paper's recipe (AdamW, poly schedule, rescale/crop/flip augmentation).
+    """Train SL-GT2Net on a dataset (AdamW, poly schedule, rescale/crop/flip augmentation; --recipe reference: as the paper's code).
 
     Writes RUN_DIR/best.pt (best validation mIoU), last.pt (every validation and on Ctrl-C), metrics.jsonl,
     curves.png, best_confusion.png and config.yaml. Under torchrun it trains with DistributedDataParallel.
