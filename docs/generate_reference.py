@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import PRESETS  # noqa: E402
 from slgt2_cli.cli.app import app  # noqa: E402
-from slgt2_cli.train.config import RECIPES, TrainConfig  # noqa: E402
+from slgt2_cli.train.config import PRESET_SCHEDULES, RECIPES, Recipe, TrainConfig, defaults  # noqa: E402
 
 OUT = Path(__file__).with_name("configuration.md")
 
@@ -28,6 +28,24 @@ def _default(param: click.Parameter) -> str:
     if isinstance(param.default, bool):
         return "on" if param.default else "off"
     return f"`{param.default}`"
+
+
+def _value(v: object) -> str:
+    return f"`{getattr(v, 'value', v)}`"
+
+
+def _field_docs() -> dict[str, str]:
+    """The docstring under each TrainConfig field, read from the source."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
+    return docs
 
 
 def render() -> str:
@@ -48,16 +66,21 @@ def render() -> str:
             lines.append(f"| {label} | {_default(p)} | {helptext} |")
         lines.append("")
     lines += ["## Training configuration file", "",
-              "`slgt2 train --config FILE` reads YAML or TOML with these keys (`batch_size` or `batch-size`). "
-              "Precedence: preset recipe < config file < command-line options. The resolved configuration is "
-              "written to `RUN_DIR/config.yaml`.", "",
-              "| key | default | " + " | ".join(RECIPES) + " |", "|---|---|" + "---|" * len(RECIPES)]
+              "`slgt2 train --config FILE` reads YAML or TOML with these keys (`batch_size` or `batch-size`); values "
+              "are coerced by type and checked, unknown keys are errors. Precedence: default < preset schedule < "
+              "recipe < config file < command-line options. The resolved configuration is written to "
+              "`RUN_DIR/config.yaml` (section `train`, which `--config` accepts back; `--print-config` prints it).",
+              "", "| key | default | " + " | ".join(f"preset `{p}`" for p in PRESET_SCHEDULES)
+              + " | `--recipe reference` | meaning |",
+              "|---|---|" + "---|" * len(PRESET_SCHEDULES) + "---|---|"]
+    base, reference = defaults(), RECIPES[Recipe.REFERENCE]
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("dataset", "out"):
+        if f.name not in base:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else "{}"
-        per = [f"`{RECIPES[p][f.name]}`" if f.name in RECIPES[p] else "" for p in RECIPES]
-        lines.append(f"| `{f.name}` | `{default}` | " + " | ".join(per) + " |")
+        per = [_value(PRESET_SCHEDULES[p][f.name]) if f.name in PRESET_SCHEDULES[p] else "" for p in PRESET_SCHEDULES]
+        ref = _value(reference[f.name]) if f.name in reference else ""
+        doc = _field_docs().get(f.name, "").replace("|", "\\|")
+        lines.append(f"| `{f.name}` | {_value(base[f.name])} | " + " | ".join(per) + f" | {ref} | {doc} |")
     lines += ["", "## Model presets", "", "| preset | " + " | ".join(PRESETS) + " |", "|---|" + "---|" * len(PRESETS)]
     keys = sorted({k for p in PRESETS.values() for k in p})
     for k in keys:

@@ -78,15 +78,11 @@ class Model:
 
     @property
     def normalization(self) -> Normalization:
-        from slgt2_cli.data.normalization import Normalization
-
-        return Normalization.from_dict(self.checkpoint.normalization)
+        return self.checkpoint.normalization
 
     @property
     def temporal(self) -> TemporalRule:
-        from slgt2_cli.data.temporal import TemporalRule
-
-        return TemporalRule.from_dict(self.checkpoint.temporal)
+        return self.checkpoint.temporal
 
     @property
     def patch_size(self) -> int:

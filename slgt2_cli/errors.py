@@ -1,7 +1,8 @@
 """Errors users can act on, and the one place that turns them into exit codes.
 
 Library code raises :class:`InputError` for anything caused by the user's files or options; the CLI prints
-its message as one line on stderr and exits with status 2. Anything else is an internal error (exit 1).
+its message as one line on stderr and exits with status 2. Training that diverges raises :class:`DivergedError`
+(exit 3). Anything else is an internal error (exit 1).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterator, TypeVar
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2
+EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +41,14 @@ class InputError(Exception):
         if hint:
             text = f"{text} ({hint})"
         super().__init__(text)
+
+
+class DivergedError(Exception):
+    """Training cannot go on: the loss or the weights became non-finite (exit status 3, one line)."""
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
 
 
 def debug_enabled() -> bool:
@@ -64,6 +74,8 @@ def cli_errors(func: F) -> F:
             return func(*args, **kwargs)
         except InputError as exc:
             _fail(str(exc), EXIT_INPUT)
+        except DivergedError as exc:
+            _fail(str(exc), EXIT_DIVERGED)
         except KeyboardInterrupt as exc:
             _fail(f"interrupted: {exc}" if str(exc) else "interrupted", EXIT_INTERRUPTED)
         except MemoryError:

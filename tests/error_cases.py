@@ -146,6 +146,8 @@ def build_world(root: Path) -> Path:
     (root / "old_run").mkdir()
     shutil.copy(root / "ck.pt", root / "old_run" / "last.pt")
     (root / "a_file").write_text("")
+    (root / "old_run" / "config.yaml").write_text("train:\n  preset: tiny\n  patch_size: 32\n  iterations: 2\n")
+    (root / "bad_config.yaml").write_text("preset: tiny\nworkers: -3\n")
     return root
 
 
@@ -263,6 +265,14 @@ CASES: list[Case] = [
          lambda w: [*T, str(w / "ds"), "--out", str(w / "a_file" / "run")], "cannot write the run directory"),
     Case("patch_size", "--patch-size that is not a multiple of 32",
          lambda w: [*T, "--patch-size", "48", str(w / "ds"), "--out", str(w / "run")], "multiple of 32"),
+    Case("resume_other_preset", "--resume with another preset than the run's",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "old_run"), "--resume", "--preset", "paper"],
+         "differs from the run's"),
+    Case("resume_overwrite", "--resume together with --overwrite",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "old_run"), "--resume", "--overwrite"], "cannot be combined"),
+    Case("config_bad_value", "a config file with a value out of range",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "run"), "--config", str(w / "bad_config.yaml")],
+         "workers: must be at least 0"),
     # --- convert-checkpoint
     Case("convert_corrupt", "a reference checkpoint that is not a checkpoint",
          _cmd("convert-checkpoint", "{}/notes.tif", "{}/converted.pt"), "notes.tif"),

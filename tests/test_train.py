@@ -74,7 +74,7 @@ def test_run_directory_is_complete_and_checkpoint_self_contained(dataset, tmp_pa
     ck = load_checkpoint(run / "best.pt")
     assert ck.bands == ["VV", "VH"] and ck.units == "db"
     assert [c.value for c in ck.classes.classes][:2] == [1110, 1120]
-    assert ck.temporal["mode"] == "composite" and len(ck.normalization["mean"]) == 2
+    assert ck.temporal.mode == "composite" and ck.normalization.num_channels == 2
     assert ck.provenance["preset"] == "tiny" and ck.patch_size == 32
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     again = runner.invoke(app, ["train", str(dataset), "--out", str(run), *FAST, "--iterations", "4"])
@@ -111,11 +111,15 @@ def test_same_seed_same_weights_and_resume_after_sigterm(dataset, tmp_path):
 
 
 def test_torchrun_two_processes_gloo(dataset, tmp_path):
+    """Two ranks, each accumulating two micro-batches of 2 per step (an effective batch of 8)."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     out = tmp_path / "ddp"
+    cfg = tmp_path / "accumulate.yaml"
+    cfg.write_text("effective_batch: 8\n")
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "slgt2_cli", "train",
                            str(dataset), "--out", str(out), *FAST, "--iterations", "4", "--val-every", "2",
-                           "--device", "cpu"], env=_env(), capture_output=True, text=True, timeout=300)
+                           "--device", "cpu", "--config", str(cfg)], env=_env(), capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "best.pt").exists() and (out / "last.pt").exists()
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # only rank 0 writes
@@ -134,7 +138,7 @@ def test_config_file_and_overriding_option(tmp_path):
     assert (config.preset, config.val_every, config.patch_size) == ("small", 7, 128)
     bad = tmp_path / "bad.yaml"
     bad.write_text("batchsize: 3\n")
-    with pytest.raises(InputError, match="unknown option"):
+    with pytest.raises(InputError, match="unknown configuration key 'batchsize'"):
         resolve_config(tmp_path, tmp_path / "run", bad)
 
 

@@ -36,8 +36,8 @@ class Checkpoint:
     model_config: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     classes: ClassTable
-    normalization: dict[str, Any]
-    temporal: dict[str, Any]
+    normalization: Normalization
+    temporal: TemporalRule
     bands: list[str]
     units: str
     patch_size: int
@@ -46,6 +46,13 @@ class Checkpoint:
     training_state: dict[str, Any] | None = None
     source: Path | None = field(default=None, compare=False)
     """The file it was loaded from (named in errors); not stored."""
+
+    def __post_init__(self) -> None:
+        # The stored (plain) form is parsed here and only here; callers may hand it over as it comes.
+        if isinstance(self.normalization, dict):
+            self.normalization = Normalization.from_dict(self.normalization)
+        if isinstance(self.temporal, dict):
+            self.temporal = TemporalRule.from_dict(self.temporal)
 
     def build_model(self) -> torch.nn.Module:
         """The network with its weights, in eval mode on the CPU; InputError if they do not fit together."""
@@ -69,8 +76,8 @@ class Checkpoint:
             "format_version": FORMAT_VERSION,
             "model": {"config": self.model_config, "state_dict": self.state_dict},
             "classes": self.classes.to_list(),
-            "normalization": self.normalization,
-            "temporal": self.temporal,
+            "normalization": self.normalization.to_dict(),
+            "temporal": self.temporal.to_dict(),
             "bands": list(self.bands),
             "units": self.units,
             "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride)},
@@ -86,6 +93,11 @@ def _first_line(exc: BaseException, skip_header: bool = False, limit: int = 160)
         lines = lines[1:]
     text = lines[0] if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def default_stride(tile: int) -> int:
+    """The default step between inference tiles: the paper's 200 for its 224 tiles, scaled to ``tile``."""
+    return max(1, round(int(tile) * 200 / 224))
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
@@ -153,8 +165,8 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             model_config=dict(raw["model"]["config"]),
             state_dict=dict(raw["model"]["state_dict"]),
             classes=ClassTable.from_list(raw["classes"], path),
-            normalization=dict(raw["normalization"]),
-            temporal=dict(raw["temporal"]),
+            normalization=Normalization.from_dict(raw["normalization"]),
+            temporal=TemporalRule.from_dict(raw["temporal"]),
             bands=list(raw["bands"]),
             units=str(raw["units"]),
             patch_size=int(raw["inference"]["patch_size"]),
@@ -163,8 +175,6 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             training_state=raw.get("training_state") if with_training_state else None,
             source=path,
         )
-        TemporalRule.from_dict(ck.temporal)
-        Normalization.from_dict(ck.normalization)
         bad = [k for k, v in ck.state_dict.items() if not isinstance(v, torch.Tensor)]
         if bad or not ck.state_dict:
             raise ValueError(f"weights missing or not tensors ({', '.join(map(str, bad[:3])) or 'none'})")

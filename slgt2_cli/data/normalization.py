@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from rasterio.windows import Window
@@ -93,27 +93,28 @@ class _Moments:
         return m + self.shift[:, 0], np.maximum(np.sqrt(var), MIN_STD)
 
 
-def _as_reader(source: Any, stack: ExitStack) -> Any:
-    """A Stack-like reader for a Stack, a Scene (has ``open()``) or a path."""
+def _as_reader(source: Any, stack: ExitStack, units: str | None = None) -> Any:
+    """A Stack-like reader for a Stack, a Scene (has ``open(units)``) or a path; ``units`` overrides the
+    detected units of the stored values (a Stack given as such is read as it was opened)."""
     if hasattr(source, "read") and hasattr(source, "grid"):
         return source
     if hasattr(source, "open"):
-        return stack.enter_context(source.open())
+        return stack.enter_context(source.open(units))
     from slgt2_cli.io.stacks import open_stack
 
-    return stack.enter_context(open_stack(source))
+    return stack.enter_context(open_stack(source, units))
 
 
 def compute_normalization(sources: Iterable[Any], rule: TemporalRule, window: int = 256,
-                          max_windows_per_stack: int | None = None) -> Normalization:
+                          max_windows_per_stack: int | None = None, units: str | None = None) -> Normalization:
     """Per-channel mean/std of the model input (after units and ``rule``) over valid pixels of ``sources``
     (Stacks, Scenes or paths), read ``window`` x ``window`` at a time. ``max_windows_per_stack`` takes evenly
-    spaced windows only, for very large stacks."""
+    spaced windows only, for very large stacks; ``units`` overrides the stored units of Scenes and paths."""
     moments = _Moments()
     channels: int | None = None
     for source in sources:
         with ExitStack() as stack:
-            reader = _as_reader(source, stack)
+            reader = _as_reader(source, stack, units)
             rule.check(reader)
             if channels is not None and reader.num_channels != channels:
                 raise InputError(f"has {reader.num_channels} channels, other training stacks have {channels}",
@@ -138,6 +139,21 @@ def compute_normalization(sources: Iterable[Any], rule: TemporalRule, window: in
     return Normalization(tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
 
-def normalization_from_values(mean: Sequence[float], std: Sequence[float]) -> Normalization:
-    """Build statistics from known values (e.g. a reference model's published mean/std)."""
-    return Normalization(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+# The reference configs' fixed statistics of the seed datasets (ARCHITECTURE.md, "The reference pipeline"),
+# by dataset kind: (model units they apply to, mean, std). Brandenburg: the train/val pipeline's values.
+SEED_STATISTICS: dict[str, tuple[str, tuple[float, ...], tuple[float, ...]]] = {
+    "mts12": ("scaled", (127.09, 52.14), (43.30, 40.76)),
+    "brandenburg": ("db", (-16.37, -10.59), (3.12, 3.20)),
+}
+
+
+def seed_normalization(kind: str, units: str) -> Normalization | None:
+    """The fixed statistics of a seed dataset (``kind`` as ``open_dataset`` names it), None for other datasets;
+    InputError when the stacks are read in other ``units`` than the statistics are for."""
+    if kind not in SEED_STATISTICS:
+        return None
+    expected, mean, std = SEED_STATISTICS[kind]
+    if units != expected:
+        raise InputError(f"the {kind} dataset's fixed normalisation is for {expected!r} values, but the stacks are "
+                         f"read as {units!r} (drop the units override, or use computed normalisation)")
+    return Normalization(mean, std)

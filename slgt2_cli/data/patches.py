@@ -1,9 +1,10 @@
 """Random training patches with the paper's augmentation, reproducible per sample.
 
 Each sample ``i`` draws from its own generator seeded by ``(seed, epoch, i)``: a scene (weighted by area), a
-scale in [0.5, 2] (log-uniform), and a window of ``patch_size / scale`` pixels with at least ``min_labelled``
-labelled pixels and at most ``max_class_share`` of one class (a few tries, then the best is taken). Only that
-window of the stack and labels is read, then resized to the patch size, flipped and rotated.
+scale in ``scale_range`` (log-uniform, or uniform as the reference draws it), and a window of
+``patch_size / scale`` pixels with at least ``min_labelled`` labelled pixels and at most ``max_class_share`` of
+one class (a few tries, then the best is taken). Only that window of the stack and labels is read, then resized
+to the patch size, flipped and (unless ``rotate=False``) rotated.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class PatchDataset(torch.utils.data.Dataset):
     def __init__(self, scenes: Sequence[Any], classes: ClassTable, rule: TemporalRule, norm: Normalization,
                  patch_size: int, length: int, seed: int = 0, augment: bool = True, min_labelled: float = 0.05,
                  max_class_share: float | None = 0.75, scale_range: tuple[float, float] = (0.5, 2.0),
-                 crop_tries: int = 5, rotate: bool = True, units: str | None = None):
+                 crop_tries: int = 5, rotate: bool = True, units: str | None = None, log_uniform: bool = True):
         if not scenes:
             raise InputError("no scenes to sample training patches from")
         if patch_size < 1 or length < 1:
@@ -73,6 +74,7 @@ class PatchDataset(torch.utils.data.Dataset):
         self.patch_size, self.length, self.seed, self.epoch = int(patch_size), int(length), int(seed), 0
         self.augment, self.min_labelled, self.max_class_share = augment, min_labelled, max_class_share
         self.scale_range, self.crop_tries, self.rotate, self.units = scale_range, crop_tries, rotate, units
+        self.log_uniform = log_uniform
         self._readers: OrderedDict[int, Any] = OrderedDict()
         self._pid = os.getpid()
         shapes = []
@@ -111,6 +113,12 @@ class PatchDataset(torch.utils.data.Dataset):
         state["_readers"] = OrderedDict()
         return state
 
+    def _scale(self, rng: np.random.Generator) -> float:
+        """A rescale factor from ``scale_range``: log-uniform, or uniform as the reference draws it."""
+        if self.log_uniform:
+            return float(np.exp(rng.uniform(*np.log(self.scale_range))))
+        return float(rng.uniform(*self.scale_range))
+
     def _pick_window(self, rng: np.random.Generator, labels: Any, shape: tuple[int, int], size: int
                      ) -> tuple[Window, np.ndarray]:
         h, w = min(size, shape[0]), min(size, shape[1])
@@ -134,7 +142,7 @@ class PatchDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         i = int(rng.choice(len(self.scenes), p=self.weights))
         scene, reader, shape = self.scenes[i], self._reader(i), self.shapes[i]
-        scale = float(np.exp(rng.uniform(*np.log(self.scale_range)))) if self.augment else 1.0
+        scale = self._scale(rng) if self.augment else 1.0
         size = max(1, int(round(self.patch_size / scale)))
         with scene.open_labels(reader.grid) as labels:
             win, y = self._pick_window(rng, labels, shape, size)

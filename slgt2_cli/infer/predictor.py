@@ -113,8 +113,8 @@ class Predictor:
         if stride is None:
             stride = ck.stride if tile == ck.patch_size else max(1, round(tile * ck.stride / ck.patch_size))
         model = (module if module is not None else ck.build_model()).to(device)
-        return cls(model, ck.classes, TemporalRule.from_dict(ck.temporal), Normalization.from_dict(ck.normalization),
-                   ck.bands, device, tile, int(stride), units=ck.units, **kwargs)
+        return cls(model, ck.classes, ck.temporal, ck.normalization, ck.bands, device, tile, int(stride),
+                   units=ck.units, **kwargs)
 
     @property
     def num_classes(self) -> int:

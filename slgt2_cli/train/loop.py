@@ -1,187 +1,349 @@
-"""`slgt2 train`: the paper's recipe from a dataset directory to self-contained checkpoints.
+"""`slgt2 train`: a run (model, optimiser, data, :class:`RunState`) advanced by :func:`train_step`, validated and
+checkpointed by :func:`validate_and_save`, and saved on Ctrl-C/SIGTERM by :func:`save_interrupted`.
 
 One CPU, one GPU or several (torchrun: DistributedDataParallel, NCCL on GPU, Gloo on CPU; each rank its own
 samples, validation confusion matrices summed across ranks, only rank 0 writes). Every sample is drawn from
-its own seed, the data loader has its own generator and the RNG states travel in `last.pt`, so a resumed run
-ends with the same weights as an uninterrupted one.
+its own seed and the RNG states travel in `last.pt`, so a resumed run ends with the same weights (and the same
+`best.pt`: a validation an interrupt cut short is redone first) as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from models import SLGT2Net, preset
-from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint, provenance, save_checkpoint
+from models import SLGT2Net
+from slgt2_cli.checkpoint.format import (
+    Checkpoint,
+    load_checkpoint,
+    provenance,
+    save_checkpoint,
+)
+from slgt2_cli.data.patches import PatchDataset
+from slgt2_cli.errors import DivergedError, InputError
+from slgt2_cli.infer.predictor import Predictor
 from slgt2_cli.io.classes import IGNORE_INDEX
-from slgt2_cli.data.datasets import DatasetSpec, PatchDataset, check_labels, open_dataset
-from slgt2_cli.errors import InputError
-from slgt2_cli.infer.predictor import Predictor, resolve_device
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
-from slgt2_cli.data.normalization import Normalization, compute_normalization
 from slgt2_cli.scoring.scenes import score_scenes
-from slgt2_cli.data.temporal import TemporalRule
-from slgt2_cli.train.config import TrainConfig
+from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig
+from slgt2_cli.train.recipe import class_weights, cross_entropy, initialise, poly_lambda
 from slgt2_cli.train.run_dir import RunWriter
+from slgt2_cli.train.runtime import (
+    Dist,
+    StepBatches,
+    init_distributed,
+    is_main_thread,
+    mixed_precision,
+    quiet_worker,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from slgt2_cli.train.setup import RunSetup, prepare_run
 
 
-class TrainingError(InputError):
-    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
     step: int
     best_miou: float
     best_step: int
     seconds: float
+    checkpoint: Path
+    """The run's result: best.pt, or last.pt under a recipe that keeps the last weights."""
 
 
-# --- distributed ----------------------------------------------------------------------------------------------
 @dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
+class RunState:
+    """What changes from step to step; everything but ``seen`` and ``stop`` travels in last.pt."""
 
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+    step: int = 0
+    best: float = -1.0
+    best_step: int = 0
+    validated_step: int = 0
+    """The last step whose validation completed (a resumed run redoes one an interrupt cut short)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    loss_sum: float = 0.0
+    loss_n: int = 0
+    saved_step: int | None = None
+    """The step last.pt holds (None: not written yet)."""
+    seen: int = 0
+    stop: int | None = None
+    """The signal that asked the run to stop."""
 
-    @property
-    def active(self) -> bool:
-        return self.world > 1
+    def persisted(self) -> dict[str, Any]:
+        skip = ("seen", "stop", "saved_step")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
-
-def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1:
-        return Dist(), resolve_device(device_name)
-    d = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", 0)))
-    device = resolve_device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", d.local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return d, device
-
-
-# --- sampling ---------------------------------------------------------------------------------------------------
-class StepBatches(torch.utils.data.Sampler):
-    """Sample indices of steps ``start..iterations``: step s, rank r takes ``s·B·W + r·B + [0, B)``."""
-
-    def __init__(self, start: int, iterations: int, batch: int, d: Dist):
-        self.start, self.iterations, self.batch, self.d = start, iterations, batch, d
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for s in range(self.start, self.iterations):
-            base = s * self.batch * self.d.world + self.d.rank * self.batch
-            yield list(range(base, base + self.batch))
-
-    def __len__(self) -> int:
-        return self.iterations - self.start
+    @classmethod
+    def restored(cls, saved: dict[str, Any]) -> "RunState":
+        known = {f.name for f in fields(cls)}
+        state = cls(**{k: v for k, v in saved.items() if k in known})
+        if "validated_step" not in saved:  # last.pt written before slgt2 recorded it: saved at validations
+            state.validated_step = state.step
+        state.history, state.saved_step = list(state.history), state.step
+        return state
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+class _Stopped(Exception):
+    """A stop signal arrived during a validation."""
 
 
-def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()[1],
-            "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+@dataclass
+class Run:
+    """A training run in progress: its configuration, setup, model, optimiser and state."""
+
+    config: TrainConfig
+    setup: RunSetup
+    d: Dist
+    device: torch.device
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    amp_dtype: torch.dtype | None
+    weights: torch.Tensor | None
+    accumulate: int
+    writer: RunWriter
+    state: RunState
+    started: float = field(default_factory=time.perf_counter)
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((3, tuple(state["python"]), None))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), 624, 0, 0.0))
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
+    """Check everything and build the run (restored from last.pt with ``--resume``); writes nothing."""
+    writer = RunWriter(config.out, enabled=d.main)
+    resume = load_checkpoint(config.out / "last.pt", with_training_state=True) if config.resume else None
+    if resume is None and d.main:
+        writer.check_fresh(config.overwrite)
+    if device.type == "cuda" and config.deterministic:
+        torch.backends.cudnn.benchmark = False
+    seed_everything(config.seed)
+    setup = prepare_run(config, resume)
+    model = SLGT2Net(**setup.model_config)
+    initialise(model, config.init)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power,
+                                                                         config.warmup))
+    amp_dtype, use_scaler = mixed_precision(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    state = RunState()
+    if resume is not None:
+        ts = resume.training_state or {}
+        model.load_state_dict(resume.state_dict)
+        optimizer.load_state_dict(ts["optimizer"])
+        scheduler.load_state_dict(ts["scheduler"])
+        if ts.get("scaler"):
+            scaler.load_state_dict(ts["scaler"])
+        state = RunState.restored(ts)
+        set_rng_state(ts["rng"])
+    net = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if d.active else model
+    weights = class_weights(config.class_weights, setup.train, setup.spec.classes)
+    return Run(config, setup, d, device, model, net, optimizer, scheduler, scaler, amp_dtype,
+               weights.to(device) if weights is not None else None, accumulation(config, d), writer, state)
 
 
-# --- the recipe --------------------------------------------------------------------------------------------------
-def class_weights(config: TrainConfig, spec: DatasetSpec) -> torch.Tensor | None:
-    """Given weights, or inverse log-frequency weights (ENet style) from the training labels."""
-    k = len(spec.classes)
-    if config.class_weights in (None, "", "none"):
+def accumulation(config: TrainConfig, d: Dist) -> int:
+    """Micro-batches per optimiser step that make the effective batch over ``d.world`` devices."""
+    per_pass = config.batch_size * d.world
+    if config.effective_batch is None:
+        return 1
+    if config.effective_batch % per_pass:
+        raise InputError(f"the effective batch {config.effective_batch} is not a multiple of batch size "
+                         f"{config.batch_size} × {d.world} device(s)")
+    return config.effective_batch // per_pass
+
+
+def make_loader(run: Run) -> torch.utils.data.DataLoader:
+    """Batches of the steps still to come (``accumulate`` micro-batches per step)."""
+    c, s = run.config, run.setup
+    dataset = PatchDataset(s.train, s.spec.classes, s.rule, s.norm, c.patch_size,
+                           length=c.iterations * run.accumulate * c.batch_size * run.d.world, seed=c.seed,
+                           min_labelled=c.min_labelled, augment=c.augment, scale_range=s.scale_range,
+                           crop_tries=c.crop_tries, rotate=c.flips is Flips.FLIP_ROTATE,
+                           log_uniform=c.scale_sampling is ScaleSampling.LOG_UNIFORM)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=StepBatches(run.state.step, c.iterations, c.batch_size, run.d, run.accumulate),
+        num_workers=c.workers, pin_memory=run.device.type == "cuda", generator=torch.Generator(),
+        persistent_workers=False, prefetch_factor=4 if c.workers else None, worker_init_fn=quiet_worker,
+    )
+
+
+def make_checkpoint(run: Run, kind: str, with_state: bool) -> Checkpoint:
+    """The model and everything predict needs; with the training state for last.pt."""
+    c, s, st = run.config, run.setup, run.state
+    ts = None
+    if with_state:
+        ts = {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+              "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None, "rng": rng_state(),
+              "config": c.settings(), "scenes": s.scene_ids(), **st.persisted()}
+    return Checkpoint(
+        model_config=dict(s.model_config), state_dict={k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+        classes=s.spec.classes, normalization=s.norm, temporal=s.rule, bands=list(s.bands), units=s.units,
+        patch_size=c.patch_size, stride=s.stride,
+        provenance=provenance(kind=kind, dataset=str(c.dataset), preset=c.preset, recipe=c.recipe.value,
+                              step=st.step, seed=c.seed, best_miou=st.best, best_step=st.best_step),
+        training_state=ts,
+    )
+
+
+def _kept(run: Run) -> str:
+    advice = "lower the learning rate in a new run, or check the input for extreme values"
+    if run.state.saved_step is None:
+        return f"no checkpoint had been written yet ({advice})"
+    return f"{run.config.out / 'last.pt'} keeps the last good weights, of step {run.state.saved_step} ({advice})"
+
+
+def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """One optimiser step over ``micro`` (the accumulated micro-batches); the step's mean loss."""
+    run.optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for i, (x, y) in enumerate(micro):
+        x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+        last = i == len(micro) - 1  # under DDP, gradients are averaged across ranks once, with the last one
+        with nullcontext() if last or not run.d.active else run.net.no_sync():
+            with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32,
+                                enabled=run.amp_dtype is not None):
+                logits = run.net(x)
+                loss = cross_entropy(logits.float(), y, run.weights, run.config.loss_average)
+            if not torch.isfinite(loss):
+                if (y != IGNORE_INDEX).any():
+                    raise DivergedError(f"the loss became {loss.item()} at step {run.state.step + 1}; {_kept(run)}",
+                                        run.config.out)
+                loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
+            run.scaler.scale(loss / len(micro)).backward()
+        total += float(loss.detach()) / len(micro)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    st = run.state
+    st.step, st.seen = st.step + 1, st.seen + sum(x.shape[0] for x, _ in micro) * run.d.world
+    st.loss_sum, st.loss_n = st.loss_sum + total, st.loss_n + 1
+    return total
+
+
+def validate(run: Run) -> ConfusionMatrix | None:
+    """Score the validation scenes with tiled inference; each rank takes every W-th scene, counts are summed.
+    Raises _Stopped when a stop signal arrives (single process only: ranks must stay in step)."""
+    s, d = run.setup, run.d
+    if not s.val:
         return None
-    if config.class_weights != "auto":
+    run.model.eval()
+    predictor = Predictor(run.model, s.spec.classes, s.rule, s.norm, list(s.bands), run.device,
+                          tile=run.config.patch_size, stride=s.stride, batch_size=run.config.batch_size,
+                          units=s.units)
+
+    def check_stop(_: int) -> None:
+        if run.state.stop is not None:
+            raise _Stopped
+
+    cm = score_scenes(predictor, s.val[d.rank :: d.world], progress=None if d.active else check_stop)
+    if d.active:
+        counts = torch.from_numpy(cm.counts).to(run.device)
+        dist.all_reduce(counts)
+        cm = ConfusionMatrix(len(s.spec.classes), counts.cpu().numpy())
+    return cm
+
+
+def validate_and_save(run: Run, bar: Any) -> bool:
+    """Validate at the current step, log it, write best.pt (if better) and last.pt; False if interrupted."""
+    st, out = run.state, run.config.out
+    if not _finite(run.model):  # never write non-finite weights over the last good checkpoint
+        raise DivergedError(f"the weights became non-finite at step {st.step}; {_kept(run)}", out)
+    try:
+        cm = validate(run)
+    except _Stopped:
+        return False
+    finally:
+        run.net.train()
+    metrics = compute_metrics(cm, run.setup.spec.classes) if cm is not None else None
+    miou = metrics["miou"] if metrics and metrics["miou"] is not None else 0.0
+    elapsed = time.perf_counter() - run.started
+    record = {"step": st.step, "loss": st.loss_sum / max(1, st.loss_n), "lr": run.scheduler.get_last_lr()[0],
+              "miou": metrics["miou"] if metrics else None, "mean_f1": metrics["mean_f1"] if metrics else None,
+              "overall_accuracy": metrics["overall_accuracy"] if metrics else None,
+              "seconds": elapsed, "samples_per_second": st.seen / max(elapsed, 1e-9)}
+    st.history.append(record)
+    st.loss_sum, st.loss_n, st.validated_step = 0.0, 0, st.step
+    improved = metrics is not None and miou > st.best
+    if improved:
+        st.best, st.best_step = miou, st.step
+    if run.d.main:
+        if improved:
+            save_checkpoint(make_checkpoint(run, "best", False), out / "best.pt")
+            run.writer.best_report(cm, run.setup.spec.classes, st.step)
+        save_checkpoint(make_checkpoint(run, "last", True), out / "last.pt")
+        run.writer.log(st.history)
+        run.writer.curves(st.history)
+        bar.write(f"step {st.step}: loss {record['loss']:.4f}  val mIoU {miou:.4f}  "
+                  f"mF1 {record['mean_f1'] or 0:.4f}  (best {st.best:.4f} at {st.best_step})")
+    st.saved_step = st.step
+    return True
+
+
+def save_interrupted(run: Run) -> None:
+    """Keep the work of an interrupted run in last.pt (a cut-short validation is redone on resume); raises."""
+    if run.d.main and _finite(run.model):
+        save_checkpoint(make_checkpoint(run, "last", True), run.config.out / "last.pt")
+    raise KeyboardInterrupt(f"stopped at step {run.state.step}; resume with --resume")
+
+
+def _due(config: TrainConfig, step: int) -> bool:
+    return step > 0 and (step % config.val_every == 0 or step == config.iterations)
+
+
+def run_steps(run: Run, bar: Any) -> bool:
+    """Train (and validate when due) up to the last step; False when a stop signal ended it early."""
+    st = run.state
+    if _due(run.config, st.step) and st.validated_step < st.step and not validate_and_save(run, bar):
+        return False  # the resumed run's first job: the validation an interrupt cut short
+    run.net.train()
+    for micro in _steps(make_loader(run), run):
+        train_step(run, micro)
+        elapsed = time.perf_counter() - run.started
+        bar.update(1)
+        bar.set_postfix(loss=f"{st.loss_sum / max(1, st.loss_n):.3f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}",
+                        sps=f"{st.seen / max(elapsed, 1e-9):.1f}")
+        if st.stop is not None:
+            return False
+        if _due(run.config, st.step) and not validate_and_save(run, bar):
+            return False
+    return st.stop is None or st.step >= run.config.iterations
+
+
+def _steps(loader: torch.utils.data.DataLoader, run: Run) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The loader's micro-batches grouped by step; a loader failure after a stop signal ends the loop."""
+    micro: list[tuple[torch.Tensor, torch.Tensor]] = []
+    it = iter(loader)
+    while True:
         try:
-            values = [float(v) for v in str(config.class_weights).split(",")]
-        except ValueError:
-            raise InputError(f"--class-weights must be 'auto', 'none' or {k} numbers separated by commas") from None
-        if len(values) != k:
-            raise InputError(f"--class-weights has {len(values)} values but the class table has {k} classes")
-        return torch.tensor(values, dtype=torch.float32)
-    counts = np.zeros(k, dtype=np.int64)
-    for scene in spec.scenes("train"):
-        with scene.open() as stack, scene.open_labels(stack.grid) as labels:
-            for row in range(0, stack.grid.height, 512):
-                from rasterio.windows import Window
-
-                values, ok = labels.read(Window(0, row, stack.grid.width, min(512, stack.grid.height - row)))
-                cls = spec.classes.encode(values, ok)
-                counts += np.bincount(cls[cls != IGNORE_INDEX], minlength=k)[:k]
-    freq = counts / max(1, counts.sum())
-    weights = np.where(counts > 0, 1.0 / np.log(1.02 + freq), 0.0)
-    return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception:
+            if run.state.stop is not None:
+                return
+            raise
+        micro.append(batch)
+        if len(micro) == run.accumulate:
+            yield micro
+            micro = []
 
 
-def poly_lambda(iterations: int, power: float, warmup: int = 0):
-    """Learning-rate factor at a step: linear warm-up over ``warmup`` steps, then poly decay to 0."""
-    def factor(step: int) -> float:
-        ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-        return ramp * max(0.0, 1.0 - step / max(1, iterations)) ** power
-
-    return factor
-
-
-def _mixed_precision(device: torch.device, mode: str) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a grad scaler)."""
-    if device.type != "cuda" or mode == "no":
-        return None, False
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16, False
-    return torch.float16, True
-
-
-def prepare_run(config: TrainConfig, d: Dist) -> dict[str, Any]:
-    """Dataset, temporal rule, normalisation and model config: everything fixed before the first step."""
-    spec = open_dataset(config.dataset, val_fraction=config.val_fraction)
-    train_scenes = spec.scenes("train")
-    val_scenes = spec.scenes("val")
-    model_config = preset(config.preset, **(config.model or {}))
-    dates, bands, units = [], None, None
-    for scene in train_scenes:
-        with scene.open(config.units) as stack:
-            dates.append(stack.dates)
-            bands = bands or [p or f"band{i + 1}" for i, p in enumerate(stack.polarisations)]
-            units = units or stack.model_units
-            if stack.num_channels != len(bands):
-                raise InputError(f"has {stack.num_channels} channels, other training stacks have {len(bands)}",
-                                 scene.image)
-    check_labels(spec, "train")
-    rule = TemporalRule.fit(dates, length=model_config["temporal_length"], mode=config.temporal_mode)
-    norm = compute_normalization([s for s in train_scenes], rule, max_windows_per_stack=config.norm_windows)
-    model_config.update(in_chans=len(bands), num_classes=len(spec.classes))
-    return dict(spec=spec, train=train_scenes, val=val_scenes, rule=rule, norm=norm, bands=bands, units=units,
-                model_config=model_config)
+def _finite(model: torch.nn.Module) -> bool:
+    """True when every weight and buffer is finite."""
+    return all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()]
+               if t.is_floating_point())
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -195,213 +357,39 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
-    run = RunWriter(config.out, enabled=d.main)
-    resume_state = None
-    if config.resume:
-        last = config.out / "last.pt"
-        if not last.exists():
-            raise InputError("nothing to resume: no last.pt in the run directory", config.out)
-        resume_state = load_checkpoint(last, with_training_state=True)
-    elif d.main:
-        run.claim(overwrite=config.overwrite)
-    if torch.cuda.is_available() and device.type == "cuda" and config.deterministic:
-        torch.backends.cudnn.benchmark = False
-    seed_everything(config.seed)
-    setup = prepare_run(config, d)
-    if resume_state is not None:
-        setup["rule"] = TemporalRule.from_dict(resume_state.temporal)
-        setup["norm"] = Normalization.from_dict(resume_state.normalization)
-    run.write_config(config, setup)
+    run = open_run(config, d, device)
+    run.writer.start(fresh=not config.resume)  # every check passed: from here on the run directory changes
+    run.writer.write_config(config.settings(), run.setup.record())
+    run.writer.log(run.state.history)
 
-    model = SLGT2Net(**setup["model_config"]).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power, config.warmup))
-    weights = class_weights(config, setup["spec"])
-    amp_dtype, use_scaler = _mixed_precision(device, config.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-
-    step, best, best_step, history = 0, -1.0, 0, []
-    if resume_state is not None:
-        ts = resume_state.training_state or {}
-        model.load_state_dict(resume_state.state_dict)
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        if ts.get("scaler"):
-            scaler.load_state_dict(ts["scaler"])
-        step, best, best_step, history = ts["step"], ts["best_miou"], ts["best_step"], list(ts.get("history", []))
-        set_rng_state(ts["rng"])
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if d.active else model
-
-    dataset = PatchDataset(setup["train"], setup["spec"].classes, setup["rule"], setup["norm"], config.patch_size,
-                           length=config.iterations * config.batch_size * d.world, seed=config.seed,
-                           min_labelled=config.min_labelled, augment=config.augment, units=config.units)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=StepBatches(step, config.iterations, config.batch_size, d),
-        num_workers=config.workers, pin_memory=device.type == "cuda", generator=torch.Generator(),
-        persistent_workers=False, prefetch_factor=4 if config.workers else None, worker_init_fn=_quiet_worker,
-    )
-
-    def checkpoint(kind: str, with_state: bool) -> Checkpoint:
-        ts = None
-        if with_state:
-            ts = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                  "best_miou": best, "best_step": best_step, "history": history, "rng": rng_state(),
-                  "scaler": scaler.state_dict() if use_scaler else None}
-        return Checkpoint(
-            model_config=setup["model_config"], state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
-            classes=setup["spec"].classes, normalization=setup["norm"].to_dict(), temporal=setup["rule"].to_dict(),
-            bands=setup["bands"], units=setup["units"], patch_size=config.patch_size,
-            stride=config.val_stride or max(1, round(config.patch_size * 200 / 224)),
-            provenance=provenance(kind=kind, dataset=str(config.dataset), preset=config.preset, step=step,
-                                  seed=config.seed, best_miou=best, best_step=best_step),
-            training_state=ts,
-        )
-
-    stop = {"signal": None}
-    saved = {"step": step if resume_state is not None else None}  # the step last.pt holds
-
-    def kept() -> str:
-        advice = "lower --lr or check the input for extreme values"
-        if saved["step"] is None:
-            return f"no checkpoint had been written yet ({advice})"
-        return (f"{config.out / 'last.pt'} keeps the last good weights, of step {saved['step']} "
-                f"({advice}; --resume continues from it)")
-
-    def on_signal(signum, _frame):
-        stop["signal"] = signum
+    def on_signal(signum: int, _frame: Any) -> None:
+        run.state.stop = signum
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
-        if _main_thread() else {}
-    start_time = time.perf_counter()
-    loss_sum, loss_n, seen = 0.0, 0, 0
-    bar = tqdm(total=config.iterations, initial=step, disable=not (d.main and config.progress), unit="it",
+        if is_main_thread() else {}
+    bar = tqdm(total=config.iterations, initial=run.state.step, disable=not (d.main and config.progress), unit="it",
                dynamic_ncols=True, desc="train")
     try:
-        net.train()
-        for x, y in _batches(loader, stop):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, weight=weights.to(device) if weights is not None else None,
-                                       ignore_index=IGNORE_INDEX)
-            if not torch.isfinite(loss):
-                if (y != IGNORE_INDEX).any():
-                    raise TrainingError(f"the loss became {loss.item()} at step {step + 1}; {kept()}", config.out)
-                loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            seen += x.shape[0] * d.world
-            loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
-            elapsed = time.perf_counter() - start_time
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
-                            sps=f"{seen / max(elapsed, 1e-9):.1f}")
-            if stop["signal"] is not None:
-                break
-            if step % config.val_every == 0 or step == config.iterations:
-                if not _finite(model):  # never write non-finite weights over the last good checkpoint
-                    raise TrainingError(f"the weights became non-finite at step {step}; {kept()}", config.out)
-                cm = validate(model, setup, config, device, d)
-                metrics = compute_metrics(cm, setup["spec"].classes) if cm is not None else None
-                miou = metrics["miou"] if metrics and metrics["miou"] is not None else 0.0
-                record = {"step": step, "loss": loss_sum / max(1, loss_n), "lr": scheduler.get_last_lr()[0],
-                          "miou": metrics["miou"] if metrics else None,
-                          "mean_f1": metrics["mean_f1"] if metrics else None,
-                          "overall_accuracy": metrics["overall_accuracy"] if metrics else None,
-                          "seconds": elapsed, "samples_per_second": seen / max(elapsed, 1e-9)}
-                history.append(record)
-                loss_sum, loss_n = 0.0, 0
-                improved = metrics is not None and miou > best
-                if improved:
-                    best, best_step = miou, step
-                if d.main:
-                    run.log(record)
-                    if improved:
-                        save_checkpoint(checkpoint("best", False), config.out / "best.pt")
-                        run.best_report(cm, setup["spec"].classes, step)
-                    save_checkpoint(checkpoint("last", True), config.out / "last.pt")
-                    saved["step"] = step
-                    run.curves(history)
-                    bar.write(f"step {step}: loss {record['loss']:.4f}  val mIoU {miou:.4f}  "
-                              f"mF1 {record['mean_f1'] or 0:.4f}  (best {best:.4f} at {best_step})")
-                net.train()
+        finished = run_steps(run, bar)
     finally:
         bar.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
-    interrupted = stop["signal"] is not None and step < config.iterations
-    if interrupted:
-        if d.main and _finite(model):
-            save_checkpoint(checkpoint("last", True), config.out / "last.pt")
-        raise KeyboardInterrupt(f"stopped at step {step}; resume with --resume")
+    if not finished:
+        save_interrupted(run)
     if d.main and not (config.out / "best.pt").exists():  # no validation split: the final weights are the best
-        save_checkpoint(checkpoint("best", False), config.out / "best.pt")
-    return TrainResult(config.out, step, best, best_step, time.perf_counter() - start_time)
-
-
-def _quiet_worker(_: int) -> None:
-    """Data-loader workers leave Ctrl-C and SIGTERM (sent to the whole process group) to the main process,
-    which saves last.pt and shuts them down."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _batches(loader, stop: dict) -> Iterator:
-    """The loader's batches; a loader failure after a stop signal ends the loop as an interruption."""
-    it = iter(loader)
-    while True:
-        try:
-            batch = next(it)
-        except StopIteration:
-            return
-        except Exception:
-            if stop["signal"] is not None:
-                return
-            raise
-        yield batch
-
-
-def _finite(model: torch.nn.Module) -> bool:
-    """True when every weight and buffer is finite."""
-    return all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()]
-               if t.is_floating_point())
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def validate(model: torch.nn.Module, setup: dict, config: TrainConfig, device: torch.device, d: Dist
-             ) -> ConfusionMatrix | None:
-    """Score the validation scenes with tiled inference; each rank takes every W-th scene, counts are summed."""
-    scenes = setup["val"]
-    if not scenes:
-        return None
-    model.eval()
-    predictor = Predictor(model, setup["spec"].classes, setup["rule"], setup["norm"], setup["bands"], device,
-                          tile=config.patch_size, stride=config.val_stride or max(1, round(config.patch_size * 200 / 224)),
-                          batch_size=config.batch_size, units=setup["units"])
-    cm = score_scenes(predictor, scenes[d.rank :: d.world])
-    if d.active:
-        counts = torch.from_numpy(cm.counts).to(device)
-        dist.all_reduce(counts)
-        cm = ConfusionMatrix(len(setup["spec"].classes), counts.cpu().numpy())
-    return cm
+        save_checkpoint(make_checkpoint(run, "best", False), config.out / "best.pt")
+    st = run.state
+    result = config.out / ("last.pt" if config.result is Result.LAST else "best.pt")
+    return TrainResult(config.out, st.step, st.best, st.best_step, time.perf_counter() - run.started, result)
 
 
 def describe_result(result: TrainResult) -> str:
     best = f"best validation mIoU {result.best_miou:.4f} at step {result.best_step}" if result.best_miou >= 0 \
         else "no validation split"
     return (f"trained {result.step} steps in {result.seconds / 60:.1f} min; {best}\n"
-            f"checkpoints: {result.run_dir / 'best.pt'}, {result.run_dir / 'last.pt'}\n"
+            f"result: {result.checkpoint} (checkpoints: {result.run_dir / 'best.pt'}, {result.run_dir / 'last.pt'})\n"
             f"metrics log: {result.run_dir / 'metrics.jsonl'}; curves: {result.run_dir / 'curves.png'}")
 
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "train", "describe_result"]
+__all__ = ["TrainConfig", "TrainResult", "train", "describe_result"]

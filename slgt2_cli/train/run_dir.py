@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import ClassTable
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -25,49 +25,57 @@ def _atomic_text(path: Path, text: str) -> None:
         raise
 
 
+OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "config.yaml", "best_metrics.json",
+           "best_confusion.png")
+"""The files a run writes; a fresh run removes those an earlier, unfinished one left."""
+TEMPORARIES = (".*.partial", ".*.partial-*", ".curves.*.png", ".write-test")
+
+
 class RunWriter:
-    """Writes the run directory (only on rank 0: ``enabled=False`` makes every method a no-op)."""
+    """Writes the run directory (only on rank 0: ``enabled=False`` makes every method a no-op).
+
+    Nothing is written before :meth:`start`, which a run calls once every check has passed."""
 
     def __init__(self, run_dir: Path, enabled: bool = True):
         self.dir, self.enabled = Path(run_dir), enabled
 
-    def claim(self, overwrite: bool) -> None:
-        """Refuse to train over an earlier run unless asked to."""
+    def check_fresh(self, overwrite: bool) -> None:
+        """Refuse to train over an earlier run unless asked to, and an unwritable directory; writes nothing."""
         if (self.dir / "last.pt").exists() and not overwrite:
             raise InputError("holds an earlier run (use --resume to continue it or --overwrite to start over)",
                              self.dir)
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise InputError(f"cannot write the run directory ({exc.strerror})", self.dir) from None
-        if overwrite:
-            for name in ("metrics.jsonl", "best.pt", "last.pt"):
-                (self.dir / name).unlink(missing_ok=True)
+        existing = next(p for p in (self.dir, *self.dir.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise InputError(f"cannot write the run directory ({existing.name} is a file, not a directory)", self.dir)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write the run directory (permission denied in {existing})", self.dir)
 
-    def write_config(self, config: Any, setup: dict[str, Any]) -> None:
+    def start(self, fresh: bool) -> None:
+        """Create the directory and remove temporaries of killed runs; a fresh run also removes what an earlier
+        run left (its metrics log would otherwise be appended to)."""
         if not self.enabled:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        resolved = {
-            "train": config.to_dict(),
-            "model": setup["model_config"],
-            "classes": setup["spec"].classes.to_list(),
-            "temporal": setup["rule"].to_dict(),
-            "temporal_rule": setup["rule"].describe(),
-            "normalization": setup["norm"].to_dict(),
-            "bands": setup["bands"],
-            "units": setup["units"],
-            "scenes": {"train": [s.id for s in setup["train"]], "val": [s.id for s in setup["val"]]},
-        }
-        _atomic_text(self.dir / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot write the run directory ({exc.strerror})", self.dir) from None
+        for pattern in TEMPORARIES:
+            for path in self.dir.glob(pattern):
+                path.unlink(missing_ok=True)
+        if fresh:
+            for name in OUTPUTS:
+                (self.dir / name).unlink(missing_ok=True)
 
-    def log(self, record: dict[str, Any]) -> None:
+    def write_config(self, settings: dict[str, Any], record: dict[str, Any]) -> None:
+        """config.yaml: the configuration (``train``, accepted back by --config) and what it resolved to."""
         if self.enabled:
-            with open(self.dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            text = yaml.safe_dump({"train": _plain(settings), "resolved": _plain(record)}, sort_keys=False)
+            _atomic_text(self.dir / "config.yaml", text)
+
+    def log(self, history: list[dict[str, Any]]) -> None:
+        """metrics.jsonl: one line per validation, the whole history (a resumed run's log has no duplicates)."""
+        if self.enabled:
+            _atomic_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
     def best_report(self, cm: Any, classes: ClassTable, step: int) -> None:
         if not self.enabled:
