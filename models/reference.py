@@ -155,7 +155,11 @@ def from_reference_checkpoint(path: str | Path, **kwargs: Any) -> SLGT2Net:
     ``kwargs`` take the reference backbone's names (``flag``, ``embed_dims``, ``depths``, ``num_heads``,
     ``wss_lst``, ``dss_lst``, ``topk_div``, ``in_chans``, ``num_classes``, ``qkv_bias``, ``mlp_ratios``).
     """
-    ref = load_reference(path)
+    return build_reference_model(load_reference(path), **kwargs)
+
+
+def build_reference_model(ref: ReferenceFile, **kwargs: Any) -> SLGT2Net:
+    """The eval-mode network of an already loaded reference file (see :func:`from_reference_checkpoint`)."""
     state = ref.state
     config = reference_model_config(state, ref.backbone, **kwargs)
     model = SLGT2Net(**config)

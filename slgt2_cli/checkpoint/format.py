@@ -43,6 +43,8 @@ class Checkpoint:
     patch_size: int
     stride: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    blend: str | None = None
+    """Default test-time blend of overlapping tiles (``average`` for converted reference checkpoints)."""
     training_state: dict[str, Any] | None = None
     source: Path | None = field(default=None, compare=False)
     """The file it was loaded from (named in errors); not stored."""
@@ -73,7 +75,8 @@ class Checkpoint:
             "temporal": self.temporal,
             "bands": list(self.bands),
             "units": self.units,
-            "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride)},
+            "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride),
+                          **({"blend": self.blend} if self.blend else {})},
             "provenance": self.provenance,
             "training_state": self.training_state,
         }
@@ -86,6 +89,17 @@ def _first_line(exc: BaseException, skip_header: bool = False, limit: int = 160)
         lines = lines[1:]
     text = lines[0] if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _blend(value: Any) -> str | None:
+    """A stored blend mode, checked to be one predict knows."""
+    from slgt2_cli.infer.tiling import BLEND_MODES
+
+    if value is None:
+        return None
+    if str(value) not in BLEND_MODES:
+        raise ValueError(f"unknown inference blend {value!r}")
+    return str(value)
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
@@ -159,6 +173,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             units=str(raw["units"]),
             patch_size=int(raw["inference"]["patch_size"]),
             stride=int(raw["inference"]["stride"]),
+            blend=_blend(raw["inference"].get("blend")),
             provenance=dict(raw.get("provenance") or {}),
             training_state=raw.get("training_state") if with_training_state else None,
             source=path,

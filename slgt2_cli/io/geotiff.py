@@ -43,6 +43,10 @@ PROBABILITY_NODATA = 255
 _DTYPES = (("uint8", 0, 255), ("uint16", 0, 65535), ("int32", -(2**31), 2**31 - 1))
 
 
+NOT_GEOREFERENCED = ("none: the input carries no georeference (e.g. a seed .mat scene); rows and columns are "
+                     "the input's, the transform is the identity")
+
+
 def class_map_dtype(table: ClassTable) -> tuple[str, int]:
     """The smallest of uint8/uint16/int32 holding every label value plus a free nodata value, and that value."""
     values = set(int(v) for v in table.values)
@@ -100,6 +104,8 @@ class MapWriter:
         compress: str = "DEFLATE",
     ):
         self.path = Path(path)
+        if grid.crs is None:  # e.g. a seed .mat scene: say so in the file, GIS tools show it as a bare pixel grid
+            tags = {**(tags or {}), "GEOREFERENCE": NOT_GEOREFERENCED}
         self.grid, self.dtype, self.nodata, self.count = grid, dtype, nodata, count
         self.table, self.overview_resampling, self.compress = table, overview_resampling, compress
         prepare_output(self.path, overwrite=overwrite, need_bytes=estimated_cog_bytes(grid, count, dtype) + (1 << 20))

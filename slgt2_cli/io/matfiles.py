@@ -149,6 +149,23 @@ class MatStack:
         return state
 
 
+IMAGE_FIELDS = ("band", "data")
+"""Image variables of the seed datasets: MTS12 Slovenia ``band`` (uint8), Brandenburg ``data`` (float dB)."""
+
+
+def open_mat_stack(path: str | Path, units: str | None = None) -> MatStack:
+    """One seed-format scene (``band`` or ``data`` variable, (T, H, W, C)) as a stack without georeference."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("image stack not found", path)
+    fields = mat_fields(path)
+    field = next((f for f in IMAGE_FIELDS if f in fields), None)
+    if field is None:
+        raise InputError(f"has neither a 'band' (MTS12) nor a 'data' (Brandenburg) variable; it has "
+                         f"{', '.join(sorted(fields)) or 'none'}", path)
+    return MatStack(path, field, units)
+
+
 class MatLabels:
     """A ``(H, W)`` label field of a .mat file; value 0 is no data / background."""
 
