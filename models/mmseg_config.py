@@ -51,7 +51,18 @@ def _numpy_scalar_globals() -> list[Any]:
     return allowed
 
 
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)|global '([\w.]+)'")
+_GLOBAL = re.compile(r"Unsupported global: (?:GLOBAL )?([\w.]+)|GLOBAL ([\w.]+)")
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why a ``weights_only`` load refused a file, in one line; None when ``exc`` is not such a refusal."""
+    message = str(exc)
+    if "Weights only load failed" not in message and "WeightsUnpickler" not in message:
+        return None
+    found = _GLOBAL.search(message)
+    what = f"asks to unpickle {next(g for g in found.groups() if g)!r}" if found else "holds pickled objects"
+    return (f"refused: the file {what}, which is neither weights nor plain data (a pickle payload or a foreign "
+            "object); slgt2 never runs code from a checkpoint")
 
 
 def load_mmseg_file(path: str | Path) -> Any:
@@ -66,14 +77,10 @@ def load_mmseg_file(path: str | Path) -> Any:
     except MemoryError:
         raise ReferenceCheckpointError("not a readable PyTorch checkpoint (corrupt or truncated)") from None
     except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError (bad zip), ...
-        message = str(exc)
-        found = _GLOBAL.search(message)
-        if found and "weights_only" in message:
-            name = next(g for g in found.groups() if g)
-            raise ReferenceCheckpointError(
-                f"refused: the file asks to unpickle {name!r}, which is neither weights nor plain data "
-                "(a pickle payload or a foreign object); slgt2 never runs code from a checkpoint") from None
-        first = next((line.strip() for line in message.splitlines() if line.strip()), type(exc).__name__)
+        reason = refusal(exc)
+        if reason:
+            raise ReferenceCheckpointError(reason) from None
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ReferenceCheckpointError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {first[:120]})") \
             from None
 

@@ -150,6 +150,10 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
     except OSError as exc:
         raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, foreign objects...
+        from models.mmseg_config import refusal
+
+        if refusal(exc):  # a pickle payload or foreign object: never unpickled, say so
+            raise InputError(refusal(exc), path) from None
         raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({_first_line(exc, limit=120)})",
                          path) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
@@ -118,7 +119,9 @@ class MapWriter:
             compress="DEFLATE", zlevel=1, bigtiff="IF_SAFER", interleave="band" if count > 1 else "pixel",
         )
         try:
-            self._dst = rasterio.open(self._stage, "w", **profile)
+            with warnings.catch_warnings():  # no georeference is said in the GEOREFERENCE tag, not as a warning
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dst = rasterio.open(self._stage, "w", **profile)
         except (RasterioIOError, OSError) as exc:
             discard(self._stage)
             raise InputError(f"cannot write the map ({exc})", self.path) from None

@@ -214,7 +214,7 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
     ck = load_checkpoint(config.checkpoint)
-    spec = open_dataset(config.dataset)
+    spec = open_dataset(config.dataset, require_train=False)
     scenes = spec.scenes(config.split)
     if not scenes:
         have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"
