@@ -89,7 +89,13 @@ class TemporalRule:
     def fit(cls, date_lists: Iterable[Sequence[dt.date] | None], length: int = 16, mode: str | None = None,
             fill: str = "linear") -> "TemporalRule":
         """The rule for a training set: ``pad`` if any stack has no dates (or ``mode="pad"``), else a
-        composite over the shortest day-of-year interval that holds every training date (plus a margin)."""
+        composite over the shortest day-of-year interval that holds every training date (plus a margin);
+        ``mode="reference"`` (the reference's reflect padding, e.g. to train on a seed ``.mat`` dataset as it
+        did) whatever the dates."""
+        if mode == "reference":
+            return cls(length=length, mode="reference", fill=fill)
+        if mode is not None and mode not in MODES:
+            raise InputError(f"temporal rule: unknown mode {mode!r}; use one of {', '.join(MODES)}")
         date_lists = list(date_lists)
         if mode == "pad" or any(d is None for d in date_lists):
             if mode == "composite":

@@ -60,7 +60,8 @@ class TrainConfig:
     progress: bool = True
     units: str | None = None
     temporal_mode: str | None = None
-    """None (composite for dated stacks, pad for date-less ones), 'composite' or 'pad'."""
+    """None (composite for dated stacks, pad for date-less ones), 'composite', 'pad' or 'reference' (the
+    reference's reflect padding of the date axis, as it trained on the seed .mat datasets)."""
     norm_windows: int | None = 64
     """At most this many evenly spaced 256² windows per stack for the normalisation statistics."""
     model: dict[str, Any] = field(default_factory=dict)
