@@ -119,6 +119,15 @@ def default_classes(num_classes: int, stem: str) -> ClassTable:
     return class_table(PipelineSettings(), num_classes, stem)
 
 
+def default_bands(settings: PipelineSettings, stem: str, channels: int) -> list[str]:
+    """The seed datasets' channel order: Brandenburg (``VHVV_*`` files) VH, VV; MTS12 Slovenia VV, VH."""
+    if channels != 2:
+        return [f"band{i + 1}" for i in range(channels)]
+    brandenburg = "brandenburg" in (settings.dataset_type or "").lower() or (
+        stem == "brandenburg" and not settings.dataset_type)
+    return ["VH", "VV"] if brandenburg else ["VV", "VH"]
+
+
 def model_units(settings: PipelineSettings, mean: list[float]) -> str:
     """``scaled`` for the MTS12 0..255 integers (Slovenia), ``db`` for backscatter in dB (negative means)."""
     if settings.dataset_type and "slovenia" in settings.dataset_type.lower():
@@ -152,7 +161,7 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
     if len(classes) != cfg["num_classes"]:
         raise InputError(f"has {len(classes)} classes but the model predicts {cfg['num_classes']}", config.classes)
     channels = cfg["in_chans"]
-    bands = config.bands or (["VV", "VH"] if channels == 2 else [f"band{i + 1}" for i in range(channels)])
+    bands = config.bands or default_bands(settings, cfg["stem"], channels)
     mean = config.mean or settings.mean or [0.0] * channels
     std = config.std or settings.std or [1.0] * channels
     if not (len(bands) == len(mean) == len(std) == channels):
