@@ -265,7 +265,9 @@ def test_evaluate_gives_the_reference_metrics(brandenburg, tmp_path):
     result = runner.invoke(app, ["evaluate", "--checkpoint", str(root / "native.pt"), "--dataset",
                                  str(root / "data"), "--split", "test", "--json", str(out)])
     assert result.exit_code == 0, result.output
-    ours = json.loads(out.read_text())["reference"]
+    report = json.loads(out.read_text())
+    assert report["source"]["blend"] == "average"
+    ours = report["reference"]
     expected = _fork_metrics([d["pred"] for d in direct.values()], [d["label"] for d in direct.values()])
     for key, value in expected.items():
         assert abs(ours[key] - value) <= 1e-4, key

@@ -170,3 +170,18 @@ def test_a_pickle_payload_is_never_executed(command, tmp_path):
         assert "refused" in result.output and "never runs code" in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
         assert not marker.exists(), f"{command} executed the payload of {path.name}"
+
+
+def test_flag_3_maps_to_80_frames(tmp_path):
+    """flag 3 (80 dates) takes its length from the flag when the stored config has no img_size."""
+    import models
+
+    net = models.create_model("paper-brandenburg", embed_dims=(12, 24, 48, 96), depths=(2, 2, 2, 2),
+                              num_heads=(3, 3, 3, 3), temporal_length=80, drop_path=0.0)
+    state = {f"backbone.{k}": v for k, v in net.state_dict().items()}
+    config = "model = dict(backbone=dict(type='SLGT2', flag=3, num_heads=[3, 3, 3, 3], num_classes=15))\n"
+    torch.save({"meta": {"config": config}, "state_dict": state}, tmp_path / "flag3.pth")
+    loaded = models.from_reference_checkpoint(tmp_path / "flag3.pth")
+    assert loaded.temporal_length == 80 and loaded.config["stem"] == "brandenburg"
+    with pytest.raises(models.ReferenceCheckpointError, match="flag 4"):
+        models.from_reference_checkpoint(tmp_path / "flag3.pth", flag=4)

@@ -61,6 +61,8 @@ class CheckpointEvaluateConfig:
     device: str = "auto"
     units: str | None = None
     progress: bool = True
+    blend: str | None = None
+    """None: the checkpoint's (``average`` for converted reference checkpoints, else cosine)."""
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     if config.stride is not None:
         check_tile_stride(tile, config.stride)
     predictor = Predictor.from_checkpoint(ck, resolve_device(config.device), tile=config.tile, stride=config.stride,
-                                          batch_size=config.batch_size)
+                                          batch_size=config.batch_size, blend=config.blend)
     check_tile_stride(predictor.tile, predictor.stride)
     tiles = 0
     for scene in scenes:  # everything that can fail on input, before any compute
@@ -242,7 +244,8 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
         notes.append(f"the dataset has no val split; scored the {len(spec.held_out)} training scene(s) held out as "
                      "validation")
     source = {"checkpoint": str(config.checkpoint), "dataset": str(config.dataset), "split": config.split,
-              "scenes": [s.id for s in scenes], "tile": predictor.tile, "stride": predictor.stride}
+              "scenes": [s.id for s in scenes], "tile": predictor.tile, "stride": predictor.stride,
+              "blend": predictor.blend}
     return report(cm, ck.classes, config.json_path, config.csv_path, config.plot_path, notes, source)
 
 
