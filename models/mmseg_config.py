@@ -80,9 +80,22 @@ def load_mmseg_file(path: str | Path) -> Any:
         reason = refusal(exc)
         if reason:
             raise ReferenceCheckpointError(reason) from None
+        if not _looks_like_torch_file(path):
+            raise ReferenceCheckpointError("not a PyTorch checkpoint (neither the zip format torch.save writes nor a "
+                                           "legacy pickle)") from None
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ReferenceCheckpointError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {first[:120]})") \
             from None
+
+
+def _looks_like_torch_file(path: str | Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a pickle stream (protocol 2+, the legacy format)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return True  # let the caller report the load error itself
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _literal(node: ast.AST) -> Any:
