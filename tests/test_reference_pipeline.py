@@ -185,3 +185,54 @@ def test_flag_3_maps_to_80_frames(tmp_path):
     assert loaded.temporal_length == 80 and loaded.config["stem"] == "brandenburg"
     with pytest.raises(models.ReferenceCheckpointError, match="flag 4"):
         models.from_reference_checkpoint(tmp_path / "flag3.pth", flag=4)
+
+
+def test_blend_average_is_mmseg_slide_inference(tmp_path):
+    """--blend average on any checkpoint: the mmseg slide_inference average of raw logits, then softmax."""
+    from predict_helpers import make_checkpoint, sar_values, write_stack
+
+    from slgt2_cli.data.preprocess import prepare_input
+    from slgt2_cli.infer.predictor import Predictor
+    from slgt2_cli.io.stacks import open_stack
+
+    ck = load_checkpoint(make_checkpoint(tmp_path / "ck.pt", patch=64, stride=48))
+    h, w, crop, stride = 100, 90, 64, 48
+    stack_path = write_stack(tmp_path / "s.tif", sar_values(h, w, seed=3))
+    predictor = Predictor.from_checkpoint(ck, torch.device("cpu"), blend="average", batch_size=3)
+    got = np.zeros((len(ck.classes), h, w), np.float32)
+    with open_stack(stack_path) as stack:
+        def sink(window, probs, valid):
+            got[:, window.row_off:window.row_off + window.height] = probs
+
+        predictor.predict(stack, sink)
+        x, _ = prepare_input(stack.read(), stack.dates, predictor.rule, predictor.norm)
+    img = torch.from_numpy(x)[None]
+    preds, count = torch.zeros(1, len(ck.classes), h, w), torch.zeros(1, 1, h, w)
+    with torch.no_grad():
+        for hi in range(max(h - crop + stride - 1, 0) // stride + 1):
+            for wi in range(max(w - crop + stride - 1, 0) // stride + 1):
+                y2, x2 = min(hi * stride + crop, h), min(wi * stride + crop, w)
+                y1, x1 = max(y2 - crop, 0), max(x2 - crop, 0)
+                preds[..., y1:y2, x1:x2] += predictor.model(img[..., y1:y2, x1:x2])
+                count[..., y1:y2, x1:x2] += 1
+    expected = (preds / count).softmax(1)[0].numpy()
+    assert np.abs(got - expected).max() < 1e-5
+    cosine = Predictor.from_checkpoint(ck, torch.device("cpu"))
+    assert cosine.blend == "cosine"  # a trained checkpoint keeps our default
+
+
+def test_predict_blend_option(tmp_path):
+    from predict_helpers import make_checkpoint, sar_values, write_stack
+
+    ck = make_checkpoint(tmp_path / "ck.pt", patch=64, stride=48)
+    stack = write_stack(tmp_path / "s.tif", sar_values(100, 90, seed=3))
+    maps = {}
+    for blend in ("average", "cosine"):
+        result = runner.invoke(app, ["predict", str(ck), str(stack), str(tmp_path / f"{blend}.tif"), "-q",
+                                     "--blend", blend, "--probabilities", str(tmp_path / f"{blend}.p.tif")])
+        assert result.exit_code == 0, result.output
+        with rasterio.open(tmp_path / f"{blend}.p.tif") as src:
+            maps[blend] = src.read()
+    assert (maps["average"] != maps["cosine"]).any()
+    result = runner.invoke(app, ["predict", str(ck), str(stack), str(tmp_path / "x.tif"), "--blend", "median"])
+    assert result.exit_code == 2 and "average" in result.output and len(result.output.strip().splitlines()) == 1
