@@ -157,14 +157,25 @@ def _payload_checkpoints(tmp_path: Path, marker: Path) -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("command", ["convert", "predict", "evaluate"])
+@pytest.mark.parametrize("command", ["convert", "predict", "evaluate", "train-resume"])
 def test_a_pickle_payload_is_never_executed(command, tmp_path):
+    import shutil
+
     marker = tmp_path / "executed"
-    stack, dataset = tmp_path / "scene.mat", tmp_path / "ds"
+    stack, dataset, run = tmp_path / "scene.mat", tmp_path / "ds", tmp_path / "run"
+    if command == "train-resume":  # a real dataset, so that the checkpoint is what stops it
+        from slgt2_cli.synth.scenes import synthesize
+
+        synthesize(dataset, size=16, dates=4, scenes=3, scene_size=32, seed=1)
+        run.mkdir()
     for path in _payload_checkpoints(tmp_path, marker):
+        if command == "train-resume":
+            shutil.copy(path, run / "last.pt")
         args = {"convert": ["convert-checkpoint", str(path), str(tmp_path / "out.pt")],
                 "predict": ["predict", str(path), str(stack), str(tmp_path / "map.tif")],
-                "evaluate": ["evaluate", "--checkpoint", str(path), "--dataset", str(dataset)]}[command]
+                "evaluate": ["evaluate", "--checkpoint", str(path), "--dataset", str(dataset)],
+                "train-resume": ["train", str(dataset), "--out", str(run), "--resume", "--preset", "tiny",
+                                 "--iterations", "2"]}[command]
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "refused" in result.output and "never runs code" in result.output, result.output
