@@ -9,14 +9,14 @@ read and dropped, not built.
 
 from __future__ import annotations
 
-import ast
-import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from models.mmseg_config import (ReferenceCheckpointError, backbone_of, load_mmseg_file, parse_config_text)
 from models.presets import PRESETS
 from models.slgt2net import SLGT2Net
 
@@ -38,53 +38,46 @@ REFERENCE_NAMES = {
     "qkv_bias": "qkv_bias",
     "drop_path_rate": "drop_path",
 }
+FLAG_LENGTHS = {1: 16, 2: 48, 3: 80}
+"""The reference's ``flag`` -> the temporal length its configs pad to (Slovenia, Brandenburg, 80-date series)."""
 
 
-class ReferenceCheckpointError(ValueError):
-    """The file is not a reference SL-GT2Net checkpoint this code can read."""
+@dataclass(frozen=True)
+class ReferenceFile:
+    """What an mmseg checkpoint holds: backbone weights (prefix stripped), ``meta``, the parsed config."""
+
+    state: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def backbone(self) -> dict[str, Any]:
+        """The stored backbone options (reference names), or {} when the file stores no config."""
+        return backbone_of(self.config)
 
 
-def load_reference_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The backbone state dict (prefix stripped) and the reference config stored in the file, if any."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - old mmseg files pickle their metadata; fall back to a full load
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001
-            raise ReferenceCheckpointError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+def load_reference(path: str | Path) -> ReferenceFile:
+    """Read a reference checkpoint safely (see :func:`models.mmseg_config.load_mmseg_file`)."""
+    raw = load_mmseg_file(path)
     if not isinstance(raw, Mapping):
         raise ReferenceCheckpointError("not a checkpoint dictionary")
     state = raw.get("state_dict", raw)
     if not isinstance(state, Mapping) or not any(str(k).startswith("backbone.") for k in state):
         raise ReferenceCheckpointError("holds no 'backbone.' weights: not an SL-GT2Net reference checkpoint")
-    backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    return backbone, _stored_config(raw.get("meta") or {})
+    backbone = {k[len("backbone."):]: v for k, v in state.items() if str(k).startswith("backbone.")}
+    bad = [k for k, v in backbone.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ReferenceCheckpointError(f"weight {bad[0]!r} is not a tensor: not an SL-GT2Net reference checkpoint")
+    meta = raw.get("meta") if isinstance(raw.get("meta"), Mapping) else {}
+    text = meta.get("config")
+    config = parse_config_text(text) if isinstance(text, str) else {}
+    return ReferenceFile(backbone, dict(meta), config)
 
 
-def _stored_config(meta: Mapping[str, Any]) -> dict[str, Any]:
-    text = meta.get("config") if isinstance(meta, Mapping) else None
-    if not isinstance(text, str):
-        return {}
-    try:
-        config = json.loads(text)
-        return config.get("model", {}).get("backbone", config) if isinstance(config, dict) else {}
-    except json.JSONDecodeError:
-        pass
-    # mmseg config text: pick the literal `name=value` pairs out of `backbone=dict(...)`
-    found: dict[str, Any] = {}
-    start = text.find("backbone=dict(")
-    if start < 0:
-        return found
-    body = text[start:]
-    for name in list(REFERENCE_NAMES) + ["flag"]:
-        m = re.search(rf"\b{name}\s*=\s*(\[[^=]*?\]|[\w.\-]+)\s*[,)]", body)
-        if m:
-            try:
-                found[name] = ast.literal_eval(m.group(1))
-            except (ValueError, SyntaxError):
-                pass
-    return found
+def load_reference_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The backbone state dict (prefix stripped) and the backbone options stored in the file, if any."""
+    ref = load_reference(path)
+    return ref.state, ref.backbone
 
 
 def infer_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -115,16 +108,22 @@ def reference_model_config(state: Mapping[str, torch.Tensor], stored: Mapping[st
     unknown = set(kwargs) - set(REFERENCE_NAMES) - {"flag", "mlp_ratios", "temporal_length", "norm_eps"}
     if unknown:
         raise TypeError(f"unknown reference options: {', '.join(sorted(unknown))}")
-    given = {**{k: v for k, v in stored.items() if k in REFERENCE_NAMES or k == "flag"}, **kwargs}
+    given = {**{k: v for k, v in stored.items() if k in REFERENCE_NAMES or k in ("flag", "mlp_ratios")}, **kwargs}
     inferred = infer_config(state)
-    flag = int(given.get("flag", 2 if inferred["stem"] == "brandenburg" else 1))
-    base = dict(PRESETS["paper-brandenburg" if flag == 2 else "paper"])
+    try:
+        flag = int(given.get("flag", 2 if inferred["stem"] == "brandenburg" else 1))
+    except (TypeError, ValueError):
+        raise ReferenceCheckpointError(f"flag {given.get('flag')!r} is not 1, 2 or 3") from None
+    if flag not in FLAG_LENGTHS:
+        raise ReferenceCheckpointError(f"flag {flag} is not one the reference knows (1 Slovenia, 2 Brandenburg, "
+                                       "3 for 80 dates)")
+    base = dict(PRESETS["paper" if flag == 1 else "paper-brandenburg"])
     config: dict[str, Any] = {**base, "drop_path": 0.0}
     for ref, ours in REFERENCE_NAMES.items():
         if ref in given:
             config[ours] = given[ref]
     if "mlp_ratios" in given:
-        config["mlp_ratio"] = float(given["mlp_ratios"][0])
+        config["mlp_ratio"] = float(_as_list(given["mlp_ratios"])[0])
     config.update(inferred)
     for ref, ours in (("embed_dims", "embed_dims"), ("depths", "depths"), ("in_chans", "in_chans"),
                       ("num_classes", "num_classes")):
@@ -132,10 +131,18 @@ def reference_model_config(state: Mapping[str, torch.Tensor], stored: Mapping[st
             raise ReferenceCheckpointError(f"{ref}={kwargs[ref]} disagrees with the weights ({inferred[ours]})")
     if flag == 2 and inferred["stem"] != "brandenburg":
         raise ReferenceCheckpointError("flag=2 asks for the Brandenburg stem but the weights have a temporal kernel of 3")
-    config["temporal_length"] = int(kwargs.get("temporal_length", 48 if flag == 2 else 16))
+    config["temporal_length"] = int(kwargs.get("temporal_length", _stored_length(stored) or FLAG_LENGTHS[flag]))
     config["norm_eps"] = float(kwargs.get("norm_eps", 1e-5))
     config["stcrb"] = False  # the reference never applies it
     return config
+
+
+def _stored_length(backbone: Mapping[str, Any]) -> int | None:
+    """The temporal length of the stored backbone config: ``img_size = [T, H, W]``."""
+    size = backbone.get("img_size")
+    if isinstance(size, (list, tuple)) and len(size) == 3 and isinstance(size[0], int) and size[0] > 0:
+        return int(size[0])
+    return None
 
 
 def _as_list(v: Any) -> list:
@@ -148,8 +155,13 @@ def from_reference_checkpoint(path: str | Path, **kwargs: Any) -> SLGT2Net:
     ``kwargs`` take the reference backbone's names (``flag``, ``embed_dims``, ``depths``, ``num_heads``,
     ``wss_lst``, ``dss_lst``, ``topk_div``, ``in_chans``, ``num_classes``, ``qkv_bias``, ``mlp_ratios``).
     """
-    state, stored = load_reference_state(path)
-    config = reference_model_config(state, stored, **kwargs)
+    return build_reference_model(load_reference(path), **kwargs)
+
+
+def build_reference_model(ref: ReferenceFile, **kwargs: Any) -> SLGT2Net:
+    """The eval-mode network of an already loaded reference file (see :func:`from_reference_checkpoint`)."""
+    state = ref.state
+    config = reference_model_config(state, ref.backbone, **kwargs)
     model = SLGT2Net(**config)
     used = {k: v for k, v in state.items() if not any(p.match(k) for p in UNUSED)}
     missing, unexpected = model.load_state_dict(used, strict=False)

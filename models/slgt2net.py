@@ -23,14 +23,15 @@ SPATIAL_MULTIPLE = 32
 
 
 def pad_time(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Zero-pad (or crop) dim 2 symmetrically to ``length``: ``(length - T) // 2`` frames in front."""
+    """Zero-pad (or crop) dim 2 to ``length`` as the reference does: ``(length - T) // 2`` frames in front, the
+    rest behind; when T > length that front "padding" is negative, so ``-((length - T) // 2)`` frames (the
+    larger half when T - length is odd) are cropped off the front."""
     t = x.shape[2]
     if t == length:
         return x
-    if t > length:
-        start = (t - length) // 2
-        return x[:, :, start : start + length]
     front = (length - t) // 2
+    if t > length:
+        return x[:, :, -front : -front + length]
     return F.pad(x, (0, 0, 0, 0, front, length - t - front))
 
 
@@ -99,7 +100,9 @@ class SLGT2Net(nn.Module):
         self.cat_back_dims = nn.ModuleList(
             nn.Sequential(nn.Conv3d(2 * embed_dims[i], embed_dims[i], 3, padding=1)) for i in up
         )
-        self.layers_up = nn.ModuleList(stage(i, stage_rates[i][::-1]) for i in up)
+        # the decoder stage at the resolution of encoder stage i reuses that stage's drop-path rates, in the same
+        # order (as the reference builds it)
+        self.layers_up = nn.ModuleList(stage(i, stage_rates[i]) for i in up)
         self.up_x4 = nn.Sequential(*up_block(d0, d0, (1, 2, 2)), *up_block(d0, d0, (1, 2, 2)))
         self.seg_head = nn.Sequential(TemporalMeanHead(d0, num_classes, 1))
         self.apply(_init_weights)

@@ -126,3 +126,19 @@ def test_fast_layers_equal_the_convolutions_they_replace():
     assert torch.allclose(aff(x), F.conv3d(x, aff.weight, aff.bias, groups=6), atol=1e-6)
     head = TemporalMeanHead(6, 3, 1)
     assert torch.allclose(head(x), F.conv3d(x, head.weight, head.bias).mean(2), atol=1e-5)
+
+
+def test_temporal_crop_of_an_odd_excess_takes_the_larger_half_in_front():
+    """As the reference: front padding (L - T) // 2 is -2 for T = 19, L = 16, so 2 frames go in front, 1 behind."""
+    cropped = pad_time(torch.arange(19.0).view(1, 1, 19, 1, 1), 16)
+    assert cropped.flatten().tolist() == list(range(2, 18))
+    assert pad_time(torch.arange(17.0).view(1, 1, 17, 1, 1), 16).flatten().tolist() == list(range(1, 17))
+
+
+def test_decoder_stages_reuse_the_encoder_drop_path_rates_in_order():
+    net = models.create_model("tiny", depths=(2, 2, 2, 2), drop_path=0.1)
+    rates = [[b.drop_path.p for b in stage.blocks] for stage in net.layers]
+    assert rates[0][0] == 0.0 and rates[-1][-1] == pytest.approx(0.1)
+    # layers_up runs deepest first: it holds encoder stages 2, 1, 0
+    up = [[b.drop_path.p for b in stage.blocks] for stage in net.layers_up]
+    assert up == [rates[2], rates[1], rates[0]]

@@ -155,3 +155,21 @@ def test_composite_of_infinite_free_input_is_within_the_observed_range(obs, leng
     for c in range(raw.shape[1]):
         lo, hi = np.nanmin(np.append(raw[:, c], 0)), np.nanmax(np.append(raw[:, c], 0))
         assert (out[:, c] >= lo - 1e-3).all() and (out[:, c] <= hi + 1e-3).all()
+
+
+def test_reference_mode_reflects_the_date_axis_as_the_reference_pipeline():
+    """README of the reference pipeline fixture: 12 dates -> [2, 1, 0, 1, ..., 11, 10, 9]; Brandenburg 41 -> 48."""
+    raw = np.arange(12, dtype=np.float32).reshape(12, 1, 1, 1).repeat(2, axis=1)
+    rule = TemporalRule(length=16, mode="reference")
+    out = rule.apply(raw, None, fill=[5.0, 5.0])
+    assert out[:, 0, 0, 0].tolist() == [2, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 10, 9]
+    b = TemporalRule(length=48, mode="reference").apply(np.arange(41.0).reshape(41, 1, 1, 1), None)
+    assert b[:4, 0, 0, 0].tolist() == [3, 2, 1, 0] and b[-4:, 0, 0, 0].tolist() == [39, 38, 37, 36]
+    # longer series are cropped like the reference network: -((L - T) // 2) frames off the front
+    assert rule.apply(np.arange(19.0).reshape(19, 1, 1, 1), None)[:, 0, 0, 0].tolist() == list(range(2, 18))
+    # no-data observations (NaN after reading) enter as the stored zeros, not as the mean
+    gap = raw.copy()
+    gap[3] = np.nan
+    assert rule.apply(gap, None, fill=[5.0, 5.0])[5, 0, 0, 0] == 0.0  # date 3 sits at 3 + 2
+    assert TemporalRule.from_dict(rule.to_dict()) == rule
+    assert TemporalRule.fit([None], length=16, mode="reference") == rule

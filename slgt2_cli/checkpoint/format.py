@@ -43,6 +43,8 @@ class Checkpoint:
     patch_size: int
     stride: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    blend: str | None = None
+    """Default test-time blend of overlapping tiles (``average`` for converted reference checkpoints)."""
     training_state: dict[str, Any] | None = None
     source: Path | None = field(default=None, compare=False)
     """The file it was loaded from (named in errors); not stored."""
@@ -80,7 +82,8 @@ class Checkpoint:
             "temporal": self.temporal.to_dict(),
             "bands": list(self.bands),
             "units": self.units,
-            "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride)},
+            "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride),
+                          **({"blend": self.blend} if self.blend else {})},
             "provenance": self.provenance,
             "training_state": self.training_state,
         }
@@ -98,6 +101,17 @@ def _first_line(exc: BaseException, skip_header: bool = False, limit: int = 160)
 def default_stride(tile: int) -> int:
     """The default step between inference tiles: the paper's 200 for its 224 tiles, scaled to ``tile``."""
     return max(1, round(int(tile) * 200 / 224))
+
+
+def _blend(value: Any) -> str | None:
+    """A stored blend mode, checked to be one predict knows."""
+    from slgt2_cli.infer.tiling import BLEND_MODES
+
+    if value is None:
+        return None
+    if str(value) not in BLEND_MODES:
+        raise ValueError(f"unknown inference blend {value!r}")
+    return str(value)
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
@@ -148,6 +162,10 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
     except OSError as exc:
         raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, foreign objects...
+        from models.mmseg_config import refusal
+
+        if refusal(exc):  # a pickle payload or foreign object: never unpickled, say so
+            raise InputError(refusal(exc), path) from None
         raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({_first_line(exc, limit=120)})",
                          path) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -171,6 +189,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             units=str(raw["units"]),
             patch_size=int(raw["inference"]["patch_size"]),
             stride=int(raw["inference"]["stride"]),
+            blend=_blend(raw["inference"].get("blend")),
             provenance=dict(raw.get("provenance") or {}),
             training_state=raw.get("training_state") if with_training_state else None,
             source=path,

@@ -46,18 +46,21 @@ def convert_checkpoint(
     temporal_length: Annotated[Optional[int], typer.Option("--temporal-length", help="Frames the input is padded to. [default: 16, or 48 for flag 2]")] = None,
     classes: Annotated[Optional[Path], typer.Option("--classes", help="classes.json for the model's classes. [default: MTS12 legend / class 1..K]")] = None,
     bands: Annotated[Optional[str], typer.Option("--bands", help="Input band names, e.g. VV,VH. [default: VV,VH]")] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", help="Per-channel normalisation mean the reference was trained with. [default: 0]")] = None,
-    std: Annotated[Optional[str], typer.Option("--std", help="Per-channel normalisation std. [default: 1]")] = None,
-    patch_size: Annotated[int, typer.Option("--patch-size", help="Inference tile default.")] = 224,
-    stride: Annotated[int, typer.Option("--stride", help="Inference stride default.")] = 200,
+    mean: Annotated[Optional[str], typer.Option("--mean", help="Per-channel normalisation mean. [default: the stored config's test pipeline]")] = None,
+    std: Annotated[Optional[str], typer.Option("--std", help="Per-channel normalisation std. [default: the stored config's test pipeline]")] = None,
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", min=1, help="Inference tile default. [default: the stored config's slide crop, else 224]")] = None,
+    stride: Annotated[Optional[int], typer.Option("--stride", min=1, help="Inference stride default. [default: the stored config's slide stride, else 200]")] = None,
+    units: Annotated[Optional[str], typer.Option("--units", help="The model's input units: scaled (MTS12 0..255 integers) or db. [default: from the stored config]")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Convert a published SL-GT2Net reference checkpoint into a native one that `slgt2 predict` accepts.
 
-    What the weights imply (widths, depths, channels, classes, stem) is read from them; heads, windows and
-    top-k come from the options, else the checkpoint's stored config, else the paper's Slovenia model.
+    What the weights imply (widths, depths, channels, classes, stem) is read from them; everything else
+    (heads, windows, top-k, time length and padding, normalisation, tile and stride, class names and colours)
+    from the mmseg config stored in the checkpoint, which is parsed, never executed. Options override it. The
+    result predicts like the reference's test procedure (reflect time padding, plain average of logits).
 
-    Example:  slgt2 convert-checkpoint slovenia.pth slovenia.pt --mean -12.1,-18.9 --std 3.2,3.5
+    Example:  slgt2 convert-checkpoint slgt2_224x224_40k_slovenia.pth slovenia.pt
     """
     from slgt2_cli.checkpoint.convert import ConvertConfig, convert_reference
 
@@ -65,8 +68,10 @@ def convert_checkpoint(
                "dss_lst": _nested(dss, "--dss"), "topk_div": topk_div, "temporal_length": temporal_length}
     config = ConvertConfig(reference, output, {k: v for k, v in options.items() if v is not None}, classes,
                            bands.split(",") if bands else None, _floats(mean, "--mean"), _floats(std, "--std"),
-                           patch_size, stride, overwrite)
+                           patch_size, stride, overwrite, units)
     ck = convert_reference(config)
     cfg = ck.model_config
     typer.echo(f"wrote {output}: {cfg['stem']} stem, dims {cfg['embed_dims']}, depths {cfg['depths']}, "
-               f"heads {cfg['num_heads']}, {cfg['num_classes']} classes, topk_div {cfg['topk_div']}")
+               f"heads {cfg['num_heads']}, {cfg['num_classes']} classes, topk_div {cfg['topk_div']}, "
+               f"{cfg['temporal_length']} frames (reflect), mean {[round(m, 2) for m in ck.normalization.mean]} std "
+               f"{[round(s, 2) for s in ck.normalization.std]} ({ck.units}), tile {ck.patch_size}/{ck.stride} averaged")

@@ -41,6 +41,7 @@ def evaluate(
     batch_size: BatchOpt = 4,
     device: DeviceOpt = "auto",
     units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection of the dataset's stacks: db, linear, scaled or raw.")] = None,
+    blend: Annotated[Optional[str], typer.Option("--blend", help="With --checkpoint: cosine, gaussian or average, as in predict. [default: the checkpoint's]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Overall accuracy, Cohen's kappa, mIoU, mean F1, per-class scores and the confusion matrix.
@@ -72,13 +73,13 @@ def evaluate(
         from slgt2_cli.scoring.evaluator import CheckpointEvaluateConfig, evaluate_checkpoint
 
         config = CheckpointEvaluateConfig(checkpoint, dataset, split, json_path, csv_path, plot_path, tile, stride,
-                                          batch_size, device, units, progress=not quiet)
+                                          batch_size, device, units, progress=not quiet, blend=blend)
         typer.echo(evaluate_checkpoint(config).text)
         return
     if prediction is None or labels is None:
         raise InputError("nothing to score: give PREDICTION LABELS, or --checkpoint CK --dataset DATASET")
-    if tile is not None or stride is not None or units is not None:
-        raise InputError("--tile, --stride and --units apply to --checkpoint mode only")
+    if tile is not None or stride is not None or units is not None or blend is not None:
+        raise InputError("--tile, --stride, --units and --blend apply to --checkpoint mode only")
     from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
 
     config = EvaluateConfig(prediction, labels, classes, json_path, csv_path, plot_path, resampling or "nearest")

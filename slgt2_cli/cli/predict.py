@@ -23,7 +23,7 @@ def predict(
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="Also write per-class probabilities (uint8, one band per class) here.")] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Average predictions over horizontal and vertical flips (3× compute).")] = False,
     units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection: db, linear, scaled or raw.")] = None,
-    blend: Annotated[str, typer.Option("--blend", help="Weight window for overlapping tiles: cosine or gaussian.")] = "cosine",
+    blend: Annotated[Optional[str], typer.Option("--blend", help="Overlapping tiles: cosine or gaussian (weighted probabilities), or average (the reference's plain average of logits). [default: the checkpoint's; average for converted reference checkpoints, else cosine]")] = None,
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

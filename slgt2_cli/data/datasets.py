@@ -162,14 +162,16 @@ def _mat_splits(root: Path) -> tuple[dict[str, list[Scene]], str]:
     return splits, "mts12" if image_field == "band" else "brandenburg"
 
 
-def open_dataset(root: str | Path, val_fraction: float = 0.2) -> DatasetSpec:
+def open_dataset(root: str | Path, val_fraction: float = 0.2, require_train: bool = True) -> DatasetSpec:
     """Discover a dataset: the directory layout (``classes.json``, ``train/images``, ``train/labels``, ...) or a
-    seed ``.mat`` dataset. Without a val split, ``val_fraction`` of train is held out deterministically."""
+    seed ``.mat`` dataset. Without a val split, ``val_fraction`` of train is held out deterministically.
+    ``require_train=False`` (scoring a split) accepts a dataset that holds only, say, its test split."""
     root = Path(root)
     if not root.is_dir():
         raise InputError("dataset directory not found", root)
     classes_file = root / "classes.json"
-    if (root / "train" / "images").is_dir():
+    if (root / "train" / "images").is_dir() or (not require_train and any((root / s / "images").is_dir()
+                                                                          for s in SPLITS)):
         kind = "directory"
         splits = {s: scenes for s in SPLITS if (scenes := _directory_split(root, s))}
         if not classes_file.exists():
@@ -184,10 +186,10 @@ def open_dataset(root: str | Path, val_fraction: float = 0.2) -> DatasetSpec:
         else:
             classes = ClassTable.default(range(1, BRANDENBURG_CLASSES + 1),
                                          [f"crop {v}" for v in range(1, BRANDENBURG_CLASSES + 1)])
-    if not splits.get("train"):
+    if require_train and not splits.get("train"):
         raise InputError("the dataset has no training scenes", root)
     held: list[str] = []
-    if not splits.get("val"):
+    if not splits.get("val") and splits.get("train"):
         splits["train"], val = hold_out(splits["train"], val_fraction)
         if val:
             splits["val"], held = val, [s.id for s in val]

@@ -11,7 +11,13 @@ Two modes:
   ``(L - T) // 2`` frames in front. "Zero" is meant in normalised model-input space, so padded frames take the
   per-channel ``fill`` value (the normalisation mean) before normalisation.
 
-In both modes a pixel without any valid observation gets the per-channel ``fill`` value everywhere.
+* ``reference`` (what the public reference's data pipeline does, for converted checkpoints and the seed
+  datasets): the date axis is padded to L by **reflection** (``numpy.pad(mode="reflect")``, ``(L - T) // 2``
+  frames in front, edge not repeated), or cropped like the reference network crops when T > L
+  (``-((L - T) // 2)`` frames off the front). No-data observations enter as 0, the value the seed files store
+  for them: the reference normalises and classifies them like any other value.
+
+In the first two modes a pixel without any valid observation gets the per-channel ``fill`` value everywhere.
 The rule is plain data (:meth:`to_dict` / :meth:`from_dict`) so a checkpoint stores it and predict applies
 exactly the same one.
 """
@@ -27,7 +33,7 @@ import numpy as np
 
 from slgt2_cli.errors import InputError
 
-MODES = ("composite", "pad")
+MODES = ("composite", "pad", "reference")
 FILLS = ("linear", "nearest")
 YEAR_DAYS = 365
 SEASON_MARGIN_DAYS = 6
@@ -83,7 +89,13 @@ class TemporalRule:
     def fit(cls, date_lists: Iterable[Sequence[dt.date] | None], length: int = 16, mode: str | None = None,
             fill: str = "linear") -> "TemporalRule":
         """The rule for a training set: ``pad`` if any stack has no dates (or ``mode="pad"``), else a
-        composite over the shortest day-of-year interval that holds every training date (plus a margin)."""
+        composite over the shortest day-of-year interval that holds every training date (plus a margin);
+        ``mode="reference"`` (the reference's reflect padding, e.g. to train on a seed ``.mat`` dataset as it
+        did) whatever the dates."""
+        if mode == "reference":
+            return cls(length=length, mode="reference", fill=fill)
+        if mode is not None and mode not in MODES:
+            raise InputError(f"temporal rule: unknown mode {mode!r}; use one of {', '.join(MODES)}")
         date_lists = list(date_lists)
         if mode == "pad" or any(d is None for d in date_lists):
             if mode == "composite":
@@ -110,7 +122,7 @@ class TemporalRule:
     def check(self, stack: Any) -> None:
         """Raise InputError if ``stack`` (anything with ``dates`` and ``path``) cannot be mapped by this rule."""
         path = getattr(stack, "path", None)
-        if self.mode == "pad":
+        if self.mode in ("pad", "reference"):
             if getattr(stack, "num_dates", 1) < 1:
                 raise InputError("the stack has no dates", path)
             return
@@ -131,6 +143,9 @@ class TemporalRule:
         raw = np.asarray(raw, dtype=np.float32)
         if raw.ndim != 4:
             raise ValueError(f"expected (T, C, h, w), got shape {raw.shape}")
+        if self.mode == "reference":
+            _fill_values(raw, fill)  # checks the channel count like the other modes
+            return reflect_or_crop(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0), self.length)
         fill_values = _fill_values(raw, fill)
         if self.mode == "pad":
             frames = fill_gaps(raw, self.fill, fill_values)
@@ -141,6 +156,8 @@ class TemporalRule:
         return fill_gaps(composite(raw, self.period_of(dates), self.length), self.fill, fill_values)
 
     def describe(self) -> str:
+        if self.mode == "reference":
+            return f"reflect-pad/crop to {self.length} frames (the reference's rule)"
         if self.mode == "pad":
             return f"pad/crop to {self.length} frames"
         first = dt.date(2001, 1, 1) + dt.timedelta(days=self.season_start)
@@ -249,3 +266,14 @@ def pad_or_crop(frames: np.ndarray, length: int, fill_values: np.ndarray) -> np.
     n = min(t - src_lo, length - dst_lo)
     out[dst_lo : dst_lo + n] = frames[src_lo : src_lo + n]
     return out
+
+
+def reflect_or_crop(frames: np.ndarray, length: int) -> np.ndarray:
+    """The reference's time axis: reflect-pad T frames to ``length`` (``(length - T) // 2`` in front), or crop
+    ``-((length - T) // 2)`` frames off the front and keep ``length`` (as its network's negative padding does)."""
+    t = frames.shape[0]
+    front = (length - t) // 2
+    if t >= length:
+        return np.ascontiguousarray(frames[-front : -front + length], dtype=np.float32)
+    pad = [(front, length - t - front)] + [(0, 0)] * (frames.ndim - 1)
+    return np.pad(frames.astype(np.float32, copy=False), pad, mode="reflect")

@@ -26,7 +26,7 @@ from slgt2_cli.errors import InputError
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
-from slgt2_cli.infer.tiling import BlendAccumulator, Tile, TileGrid, blend_weights
+from slgt2_cli.infer.tiling import BLEND_MODES, BlendAccumulator, Tile, TileGrid, blend_weights, logits_blended
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.units import is_generic_name
@@ -106,10 +106,14 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, device: torch.device, tile: int | None = None,
-                        stride: int | None = None, module: torch.nn.Module | None = None,
-                        **kwargs) -> "Predictor":
-        """``module``: the network already built from ``ck`` (the Python API builds it once per model)."""
+                        stride: int | None = None, blend: str | None = None,
+                        module: torch.nn.Module | None = None, **kwargs) -> "Predictor":
+        """``blend`` None: the checkpoint's own (``average`` for converted reference checkpoints), else cosine.
+        ``module``: the network already built from ``ck`` (the Python API builds it once per model)."""
         tile = int(tile or ck.patch_size)
+        kwargs["blend"] = str(blend or getattr(ck, "blend", None) or "cosine")
+        if kwargs["blend"] not in BLEND_MODES:
+            raise InputError(f"unknown --blend {kwargs['blend']!r}; use one of {', '.join(BLEND_MODES)}")
         if stride is None:
             stride = ck.stride if tile == ck.patch_size else max(1, round(tile * ck.stride / ck.patch_size))
         model = (module if module is not None else ck.build_model()).to(device)
@@ -137,14 +141,16 @@ class Predictor:
 
     @torch.inference_mode()
     def infer(self, x: np.ndarray) -> np.ndarray:
-        """(B, C, L, h, w) prepared input -> (B, K, h, w) float32 probabilities."""
+        """(B, C, L, h, w) prepared input -> (B, K, h, w) float32 probabilities (raw logits when the blend
+        averages logits, as the reference's slide inference does)."""
         batch = torch.from_numpy(x).to(self.device, non_blocking=True)
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        post = (lambda t: t.float()) if logits_blended(self.blend) else (lambda t: t.float().softmax(1))
         with amp:
-            probs = self.model(batch).float().softmax(1)
+            probs = post(self.model(batch))
             if self.tta:
-                probs += self.model(batch.flip(-1)).float().softmax(1).flip(-1)
-                probs += self.model(batch.flip(-2)).float().softmax(1).flip(-2)
+                probs += post(self.model(batch.flip(-1))).flip(-1)
+                probs += post(self.model(batch.flip(-2))).flip(-2)
                 probs /= 3
         return probs.cpu().numpy()
 
@@ -168,7 +174,8 @@ class Predictor:
                 until = grid.final_rows_after(state["next_row"])
                 if until > state["rows_done"]:
                     row0, probs = acc.pop_final(until)
-                    sink(Window(0, row0, stack.grid.width, until - row0), probs[:-1], probs[-1] > 0.5)
+                    classes = _softmax(probs[:-1]) if logits_blended(self.blend) else probs[:-1]
+                    sink(Window(0, row0, stack.grid.width, until - row0), classes, probs[-1] > 0.5)
                     state["rows_done"] = until
                 state["next_row"] += 1
 
@@ -262,7 +269,9 @@ class _TileReader:
             cols = slice(c0, min(c0 + BAND_COLUMNS, width))
             raw = stack.read(Window(c0, row0, cols.stop - c0, height))
             chunk_valid = valid_pixels(raw)
-            if chunk_valid.any():  # else it stays zero and invalid, and is not computed
+            # else it stays zero and invalid, and is not computed; the reference rule feeds no-data values to
+            # the network like any other (they reach valid pixels of the same tile through the network)
+            if chunk_valid.any() or rule.mode == "reference":
                 x[..., cols], valid[:, cols] = prepare_input(raw, stack.dates, rule, norm, chunk_valid)
 
     def _put(self, item) -> bool:
@@ -308,6 +317,12 @@ def _cut(band: _Band, tile: Tile, size: int) -> tuple[Tile, np.ndarray | None, n
     if x.shape[-2:] != (size, size):  # scene smaller than a tile: pad (zero = the mean)
         x = np.pad(x, ((0, 0), (0, 0), (0, size - x.shape[-2]), (0, size - x.shape[-1])))
     return tile, x, valid
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over axis 0 of (K, h, w) logits, float32."""
+    e = np.exp(logits - logits.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
 
 
 def io_cache_mb(stack, tile: int, writers: Sequence = ()) -> float:

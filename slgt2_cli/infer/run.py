@@ -36,7 +36,8 @@ class PredictConfig:
     tta: bool = False
     overwrite: bool = False
     units: str | None = None
-    blend: str = "cosine"
+    blend: str | None = None
+    """None: the checkpoint's default (``average`` for converted reference checkpoints, else cosine)."""
     progress: bool = True
 
 

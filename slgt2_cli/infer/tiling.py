@@ -17,6 +17,10 @@ from slgt2_cli.errors import InputError
 
 MAX_TILE = 4096
 """Largest tile accepted: one tile of the paper's input (2 channels × 16 frames) at this size is 4 GiB already."""
+BLEND_MODES = ("cosine", "gaussian", "average")
+"""How overlapping tiles are combined: ``cosine`` / ``gaussian`` weight class probabilities by a smooth window;
+``average`` is the reference's slide inference (mmseg ``slide_inference``): raw logits of every tile covering a
+pixel summed and divided by their count, softmax after. See :func:`logits_blended`."""
 WEIGHT_FLOOR = 1e-3
 """Smallest blending weight, so pixels covered only by a tile's edge (scene borders) still get a value."""
 
@@ -63,12 +67,20 @@ def _ramp(tile: int, stride: int, kind: str) -> np.ndarray:
     if kind == "gaussian":
         sigma = tile / 8.0
         return np.exp(-0.5 * ((x - tile / 2.0) / sigma) ** 2)
-    raise InputError(f"unknown blending {kind!r}; use cosine or gaussian")
+    raise InputError(f"unknown blending {kind!r}; use one of {', '.join(BLEND_MODES)}")
+
+
+def logits_blended(kind: str) -> bool:
+    """True when ``kind`` averages raw logits (then softmax), False when it blends probabilities."""
+    return str(kind) == "average"
 
 
 def blend_weights(tile: int, stride: int, kind: str = "cosine") -> np.ndarray:
-    """(tile, tile) float32 weights: smooth, highest in the centre, never below :data:`WEIGHT_FLOOR`."""
+    """(tile, tile) float32 weights: smooth, highest in the centre, never below :data:`WEIGHT_FLOOR`;
+    all ones for ``average`` (every tile counts once, as the reference's count matrix)."""
     check_tile_stride(tile, stride)
+    if logits_blended(kind):
+        return np.ones((tile, tile), dtype=np.float32)
     ramp = _ramp(tile, stride, kind)
     w = np.outer(ramp, ramp)
     w = w / w.max()

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
@@ -41,6 +42,10 @@ PROBABILITY_NODATA = 255
 """Probabilities are stored as round(p × 254) (scale metadata 1/254 set) so 255 can mark no data."""
 
 _DTYPES = (("uint8", 0, 255), ("uint16", 0, 65535), ("int32", -(2**31), 2**31 - 1))
+
+
+NOT_GEOREFERENCED = ("none: the input carries no georeference (e.g. a seed .mat scene); rows and columns are "
+                     "the input's, the transform is the identity")
 
 
 def class_map_dtype(table: ClassTable) -> tuple[str, int]:
@@ -100,6 +105,8 @@ class MapWriter:
         compress: str = "DEFLATE",
     ):
         self.path = Path(path)
+        if grid.crs is None:  # e.g. a seed .mat scene: say so in the file, GIS tools show it as a bare pixel grid
+            tags = {**(tags or {}), "GEOREFERENCE": NOT_GEOREFERENCED}
         self.grid, self.dtype, self.nodata, self.count = grid, dtype, nodata, count
         self.table, self.overview_resampling, self.compress = table, overview_resampling, compress
         prepare_output(self.path, overwrite=overwrite, need_bytes=estimated_cog_bytes(grid, count, dtype) + (1 << 20))
@@ -112,7 +119,9 @@ class MapWriter:
             compress="DEFLATE", zlevel=1, bigtiff="IF_SAFER", interleave="band" if count > 1 else "pixel",
         )
         try:
-            self._dst = rasterio.open(self._stage, "w", **profile)
+            with warnings.catch_warnings():  # no georeference is said in the GEOREFERENCE tag, not as a warning
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dst = rasterio.open(self._stage, "w", **profile)
         except (RasterioIOError, OSError) as exc:
             discard(self._stage)
             raise InputError(f"cannot write the map ({exc})", self.path) from None

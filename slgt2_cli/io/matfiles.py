@@ -19,6 +19,11 @@ from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.units import detect_units, model_units, normalise_units, to_model_units
 
 
+SEED_CHANNELS = {"band": ("VV", "VH"), "data": ("VH", "VV")}
+"""Channel order of the seed datasets: MTS12 ``band`` is VV, VH; Brandenburg ``data`` (files ``VHVV_*``, means
+about -16.4 and -10.6 dB) is VH, VV."""
+
+
 def mat_fields(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """Variable name -> (shape, MATLAB class) from a .mat header, without loading the data."""
     import scipy.io
@@ -72,7 +77,8 @@ class MatStack:
         self.shape = shape
         t, h, w, c = shape
         self.grid = Grid(None, Affine.identity(), w, h)
-        self.polarisations = ["VV", "VH"] if c == 2 else [f"band{i + 1}" for i in range(c)]
+        self.polarisations = list(SEED_CHANNELS.get(field, ())) if c == 2 else [f"band{i + 1}" for i in range(c)]
+        self.polarisations = self.polarisations or [f"band{i + 1}" for i in range(c)]
         self._array: np.ndarray | None = None
         self._units = normalise_units(units) if units else None
         self._order: list[int] | None = None
@@ -147,6 +153,23 @@ class MatStack:
         state = self.__dict__.copy()
         state["_array"] = None
         return state
+
+
+IMAGE_FIELDS = ("band", "data")
+"""Image variables of the seed datasets: MTS12 Slovenia ``band`` (uint8), Brandenburg ``data`` (float dB)."""
+
+
+def open_mat_stack(path: str | Path, units: str | None = None) -> MatStack:
+    """One seed-format scene (``band`` or ``data`` variable, (T, H, W, C)) as a stack without georeference."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("image stack not found", path)
+    fields = mat_fields(path)
+    field = next((f for f in IMAGE_FIELDS if f in fields), None)
+    if field is None:
+        raise InputError(f"has neither a 'band' (MTS12) nor a 'data' (Brandenburg) variable; it has "
+                         f"{', '.join(sorted(fields)) or 'none'}", path)
+    return MatStack(path, field, units)
 
 
 class MatLabels:

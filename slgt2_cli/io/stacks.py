@@ -351,6 +351,10 @@ def open_stack(path: str | Path, units: str | None = None, channels: int | None 
         raise InputError("image stack not found", path)
     if not remote and path.is_dir():
         return _open_directory(path, units, channels)
+    if path.suffix.lower() == ".mat":  # a seed-format scene (no georeference)
+        from slgt2_cli.io.matfiles import open_mat_stack
+
+        return open_mat_stack(path, units)  # type: ignore[return-value]
     with open_raster(path) as src, _damaged(path):
         if len({str(d) for d in src.dtypes}) != 1:
             raise InputError(f"bands have different data types ({', '.join(sorted(set(src.dtypes)))})", path)

@@ -61,6 +61,8 @@ class CheckpointEvaluateConfig:
     device: str = "auto"
     units: str | None = None
     progress: bool = True
+    blend: str | None = None
+    """None: the checkpoint's (``average`` for converted reference checkpoints, else cosine)."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
     ck = load_checkpoint(config.checkpoint)
-    spec = open_dataset(config.dataset)
+    spec = open_dataset(config.dataset, require_train=False)
     scenes = spec.scenes(config.split)
     if not scenes:
         have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"
@@ -224,7 +226,7 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     if config.stride is not None:
         check_tile_stride(tile, config.stride)
     predictor = Predictor.from_checkpoint(ck, resolve_device(config.device), tile=config.tile, stride=config.stride,
-                                          batch_size=config.batch_size)
+                                          batch_size=config.batch_size, blend=config.blend)
     check_tile_stride(predictor.tile, predictor.stride)
     tiles = 0
     for scene in scenes:  # everything that can fail on input, before any compute
@@ -242,7 +244,8 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
         notes.append(f"the dataset has no val split; scored the {len(spec.held_out)} training scene(s) held out as "
                      "validation")
     source = {"checkpoint": str(config.checkpoint), "dataset": str(config.dataset), "split": config.split,
-              "scenes": [s.id for s in scenes], "tile": predictor.tile, "stride": predictor.stride}
+              "scenes": [s.id for s in scenes], "tile": predictor.tile, "stride": predictor.stride,
+              "blend": predictor.blend}
     return report(cm, ck.classes, config.json_path, config.csv_path, config.plot_path, notes, source)
 
 

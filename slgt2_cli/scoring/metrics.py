@@ -10,6 +10,12 @@ Rules for classes and undefined ratios (documented, and tested):
   F1 = 2·tp / (2·tp + fp + fn) and IoU = tp / (tp + fp + fn) are then always defined for present classes.
 * Cohen's kappa = (p_o − p_e) / (1 − p_e); when p_e = 1 (one class only, in both) agreement is perfect and
   kappa is 1. With no scored pixels at all every score is ``null``.
+
+Beside these, ``reference`` holds the same confusion matrix scored in the convention of the SL-GT2Net
+reference (its mmseg 0.30 fork's ``eval_metrics``, what its papers' tables report): per class Acc (= recall),
+Precision, IoU and F1 = 2·Acc·Precision / (Acc + Precision); a ratio that is 0/0 becomes **0 and stays in the
+mean over all K classes** (``nan_to_num=0``); ``aAcc`` is the overall accuracy. ``conventions`` says which
+convention each number of the JSON follows.
 """
 
 from __future__ import annotations
@@ -106,6 +112,7 @@ def compute_metrics(cm: ConfusionMatrix, table: ClassTable) -> dict[str, Any]:
     with np.errstate(invalid="ignore", divide="ignore"):
         normalized = np.where(support[:, None] > 0, c / np.maximum(support[:, None], 1), 0.0)
     return {
+        "conventions": CONVENTIONS,
         "overall_accuracy": po,
         "kappa": kappa,
         "miou": miou,
@@ -116,4 +123,36 @@ def compute_metrics(cm: ConfusionMatrix, table: ClassTable) -> dict[str, Any]:
         "absent_classes": [pc["value"] for pc in per_class if not pc["present"]],
         "pixels": int(n),
         "classes": table.to_list(),
+        "reference": reference_metrics(cm, table),
+    }
+
+
+CONVENTIONS = {
+    "slgt2": "overall_accuracy, kappa, miou, mean_f1, per_class: means over the classes present in the labels or "
+             "the prediction; a class present in neither is left out (null)",
+    "reference": "reference.*: the SL-GT2Net reference's mmseg fork (eval_metrics, nan_to_num=0): a 0/0 per-class "
+                 "value counts as 0 and stays in the mean over all classes; comparable with the paper's tables",
+}
+
+
+def reference_metrics(cm: ConfusionMatrix, table: ClassTable) -> dict[str, Any]:
+    """The reference's scores of ``cm`` (see the module doc): aAcc, mIoU, mAcc, mPrecision, mF1score, per class."""
+    c = cm.counts.astype(np.float64)
+    intersect = np.diag(c)
+    area_label, area_pred = c.sum(axis=1), c.sum(axis=0)
+    area_union = area_label + area_pred - intersect
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = intersect / area_label
+        per = {"IoU": intersect / area_union, "Acc": acc, "Precision": intersect / area_pred}
+        per["F1score"] = 2 * per["Acc"] * per["Precision"] / (per["Acc"] + per["Precision"])
+        a_acc = intersect.sum() / area_label.sum() if area_label.sum() else float("nan")
+    names = [info.name for info in table.classes]
+    nan_classes = {k: [names[i] for i in np.flatnonzero(np.isnan(v))] for k, v in per.items()}
+    per = {k: np.nan_to_num(v, nan=0.0) for k, v in per.items()}
+    return {
+        "convention": CONVENTIONS["reference"],
+        "aAcc": None if np.isnan(a_acc) else float(a_acc),
+        **{f"m{k}": float(v.mean()) for k, v in per.items()},
+        "per_class": {name: {k: float(v[i]) for k, v in per.items()} for i, name in enumerate(names)},
+        "nan_classes": nan_classes,
     }

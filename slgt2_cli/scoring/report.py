@@ -42,6 +42,11 @@ def format_table(metrics: dict[str, Any], notes: Sequence[str] = ()) -> str:
             f"{_pct(r['recall']):>7}  {_pct(r['f1']):>7}  {_pct(r['iou']):>7}  {r['support']:>10,}  "
             f"{r['predicted']:>10,}"
         )
+    ref = metrics.get("reference")
+    if ref and ref.get("aAcc") is not None:
+        lines += ["", f"reference convention (0/0 counts as 0, all {len(rows)} classes in the means): "
+                      f"aAcc {_pct(ref['aAcc'])}  mIoU {_pct(ref['mIoU'])}  mAcc {_pct(ref['mAcc'])}  "
+                      f"mF1 {_pct(ref['mF1score'])} %"]
     absent = [r for r in rows if not r["present"]]
     if absent:
         names = ", ".join(f"{r['name']} ({r['value']})" for r in absent)

@@ -178,7 +178,7 @@ RECIPES: Mapping[Recipe, Mapping[str, Any]] = {
     Recipe.SLGT2: {},
     Recipe.REFERENCE: dict(init=Init.REFERENCE, loss_average=LossAverage.ALL, scale_sampling=ScaleSampling.UNIFORM,
                            flips=Flips.HORIZONTAL, crop_tries=10, normalization=NormSource.FIXED, result=Result.LAST,
-                           effective_batch=8, warmup=0, amp=Amp.NO),
+                           effective_batch=8, warmup=0, amp=Amp.NO, temporal_mode="reference"),
 }
 
 # Rescale ranges by recipe and dataset kind (open_dataset's kind); other datasets get the recipe's "*".
