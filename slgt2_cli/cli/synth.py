@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-
-from slgt2_cli.cli.options import OverwriteOpt, SeedOpt
+from slgt2_cli.cli.options import OverwriteOpt, SeedOpt, quiet_option
 
 
 def synth(
@@ -20,7 +19,7 @@ def synth(
     year: Annotated[int, typer.Option("--year", help="Acquisition year of the small scenes (the large one: the next).")] = 2021,
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    quiet: Annotated[bool, quiet_option("Print only the summary.")] = False,
 ) -> None:
     """Write synthetic Sentinel-1 VV/VH time series with parcels, phenology, speckle and labels.
 

@@ -27,6 +27,7 @@ from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.infer.tiling import BlendAccumulator, Tile, TileGrid, blend_weights
+from slgt2_cli.infer.device import parse_device
 from slgt2_cli.io.units import is_generic_name
 
 BAND_COLUMNS = 256
@@ -48,9 +49,9 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        device = torch.device(parse_device(name))
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(str(exc) if isinstance(exc, ValueError) else f"unknown device {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but no CUDA GPU is available (use --device cpu or auto)")
     if device.type == "mps" and not torch.backends.mps.is_available():

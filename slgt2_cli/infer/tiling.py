@@ -9,6 +9,7 @@ memory grows with ``tile × width``, never with the scene's height.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -19,6 +20,13 @@ MAX_TILE = 4096
 """Largest tile accepted: one tile of the paper's input (2 channels × 16 frames) at this size is 4 GiB already."""
 WEIGHT_FLOOR = 1e-3
 """Smallest blending weight, so pixels covered only by a tile's edge (scene borders) still get a value."""
+
+
+class Blend(str, Enum):
+    """How overlapping tiles are weighted (``predict --blend``); a new member is all a new mode needs here."""
+
+    COSINE = "cosine"
+    GAUSSIAN = "gaussian"
 
 
 def check_tile_stride(tile: int, stride: int) -> None:
@@ -63,7 +71,7 @@ def _ramp(tile: int, stride: int, kind: str) -> np.ndarray:
     if kind == "gaussian":
         sigma = tile / 8.0
         return np.exp(-0.5 * ((x - tile / 2.0) / sigma) ** 2)
-    raise InputError(f"unknown blending {kind!r}; use cosine or gaussian")
+    raise InputError(f"unknown blending {kind!r}; use {' or '.join(b.value for b in Blend)}")
 
 
 def blend_weights(tile: int, stride: int, kind: str = "cosine") -> np.ndarray:
