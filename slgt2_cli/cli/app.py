@@ -50,12 +50,13 @@ def main() -> None:
 
 def _register_commands() -> None:
     """Add every command in workflow order, each behind the one error handler (one line, an exit status)."""
-    from slgt2_cli.cli import convert, demo, evaluate, predict, synth, train
+    from slgt2_cli.cli import convert, demo, evaluate, info, predict, synth, train
     from slgt2_cli.errors import cli_errors
 
     for name, command in (
         ("synth", synth.synth),
         ("train", train.train),
+        ("info", info.info),
         ("predict", predict.predict),
         ("evaluate", evaluate.evaluate),
         ("convert-checkpoint", convert.convert_checkpoint),
