@@ -36,9 +36,19 @@ class DemoResult:
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
-    from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
-    from slgt2_cli.infer.run import PredictConfig, run_predict
+    """Synthesise, train, predict, score and draw; an interrupt says how to start again (a demo cannot resume)."""
+    try:
+        return _run_demo(config, say)
+    except KeyboardInterrupt as exc:
+        reason = str(exc).split(";")[0].strip() or "interrupted"
+        raise KeyboardInterrupt(f"{reason}; the demo cannot be resumed: run `slgt2 demo --out {config.out} "
+                                "--overwrite` to start again") from None
+
+
+def _run_demo(config: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     from slgt2_cli.demo.quicklook import write_quicklook
+    from slgt2_cli.infer.run import PredictConfig, run_predict
+    from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
     from slgt2_cli.synth.scenes import synthesize
     from slgt2_cli.train.config import resolve_config
     from slgt2_cli.train.loop import train

@@ -202,7 +202,7 @@ def _check_same_classes(checkpoint: ClassTable, dataset: ClassTable, ck_path: Pa
 def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     """Predict every scene of a dataset split with :func:`score_scenes` (the tiled inference of ``predict``) and
     score the whole split at once; every input is checked before any compute."""
-    from tqdm import tqdm
+    from slgt2_cli.progress import progress_bar
 
     from slgt2_cli.checkpoint.format import load_checkpoint
     from slgt2_cli.data.datasets import SPLITS, open_dataset
@@ -231,8 +231,8 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
         with scene.open(config.units) as stack, scene.open_labels(stack.grid):
             predictor.check_stack(stack)
             tiles += len(TileGrid(stack.grid.height, stack.grid.width, predictor.tile, predictor.stride))
-    with tqdm(total=tiles, unit="tile", desc=f"{config.split} ({len(scenes)} scenes)", disable=not config.progress,
-              leave=False) as bar:
+    with progress_bar(total=tiles, unit="tile", desc=f"{config.split} ({len(scenes)} scenes)",
+                      enabled=config.progress, leave=False) as bar:
         cm = score_scenes(predictor, [_UnitsScene(s, config.units) for s in scenes], progress=bar.update)
     if cm.total == 0:
         raise InputError(f"no pixel of the {config.split!r} split has both a prediction and a label from the "

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from models import SLGT2Net, preset
 from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint, provenance, save_checkpoint
@@ -34,6 +33,7 @@ from slgt2_cli.scoring.scenes import score_scenes
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.train.config import TrainConfig
 from slgt2_cli.train.run_dir import RunWriter
+from slgt2_cli.progress import progress_bar
 
 
 class TrainingError(InputError):
@@ -275,8 +275,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
         if _main_thread() else {}
     start_time = time.perf_counter()
     loss_sum, loss_n, seen = 0.0, 0, 0
-    bar = tqdm(total=config.iterations, initial=step, disable=not (d.main and config.progress), unit="it",
-               dynamic_ncols=True, desc="train")
+    bar = progress_bar(total=config.iterations, initial=step, enabled=d.main and config.progress, unit="it",
+                       desc="train")
     try:
         net.train()
         for x, y in _batches(loader, stop):
