@@ -43,7 +43,7 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
     if not config.reference.exists():
         raise InputError("reference checkpoint not found", config.reference)
     if config.output.exists() and not config.overwrite:
-        raise InputError("output exists (use --overwrite to replace it)", config.output)
+        raise InputError("output exists (use {overwrite} to replace it)", config.output, options=("overwrite",))
     try:
         model = from_reference_checkpoint(config.reference, **config.reference_options)
     except ReferenceCheckpointError as exc:
@@ -59,7 +59,8 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
     mean = config.mean or [0.0] * channels
     std = config.std or [1.0] * channels
     if not (len(bands) == len(mean) == len(std) == channels):
-        raise InputError(f"the model reads {channels} channels: give that many --bands, --mean and --std values")
+        raise InputError(f"the model reads {channels} channels: give that many {{bands}}, {{mean}} and {{std}} values",
+                         options=("bands", "mean", "std"))
     ck = Checkpoint(
         model_config=cfg,
         state_dict=model.state_dict(),

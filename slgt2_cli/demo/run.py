@@ -56,7 +56,8 @@ def _run_demo(config: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     plan = PLANS["quick" if config.quick else "full"]
     out = config.out
     if out.exists() and any(out.iterdir()) and not config.overwrite:
-        raise InputError("the demo directory is not empty (use --overwrite, or --out elsewhere)", out)
+        raise InputError("the demo directory is not empty (use {overwrite}, or {out} elsewhere)", out,
+                         options=("overwrite", "out"))
     start = time.perf_counter()
     data, run = out / "data", out / "run"
 

@@ -53,9 +53,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     except (RuntimeError, ValueError) as exc:
         raise InputError(str(exc) if isinstance(exc, ValueError) else f"unknown device {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available (use --device cpu or auto)")
+        raise InputError("{device} cuda was asked for but no CUDA GPU is available (use {device} cpu or auto)",
+                         options=("device",))
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError("--device mps was asked for but MPS is not available")
+        raise InputError("{device} mps was asked for but MPS is not available", options=("device",))
     return device
 
 
@@ -103,7 +104,7 @@ class Predictor:
         units = getattr(stack, "model_units", None)
         if self.units and units and units != self.units:
             raise InputError(f"the stack's values map to {units!r} but the model was trained on {self.units!r} "
-                             "(override detection with --units)", stack.path)
+                             "(override detection with {units})", stack.path, options=("units",))
         self.rule.check(stack)
 
     @torch.inference_mode()

@@ -32,14 +32,15 @@ class Blend(str, Enum):
 def check_tile_stride(tile: int, stride: int) -> None:
     """Raise :class:`InputError` unless ``0 < stride <= tile <= MAX_TILE``."""
     if int(tile) != tile or tile < 1:
-        raise InputError(f"--tile must be a positive number of pixels, got {tile}")
+        raise InputError(f"{{tile}} must be a positive number of pixels, got {tile}", options=("tile",))
     if tile > MAX_TILE:
-        raise InputError(f"--tile {tile} is larger than {MAX_TILE} px: one tile would not fit in memory "
-                         "(tiles of the training patch size work best)")
+        raise InputError(f"{{tile}} {tile} is larger than {MAX_TILE} px: one tile would not fit in memory "
+                         "(tiles of the training patch size work best)", options=("tile",))
     if int(stride) != stride or stride < 1:
-        raise InputError(f"--stride must be a positive number of pixels, got {stride}")
+        raise InputError(f"{{stride}} must be a positive number of pixels, got {stride}", options=("stride",))
     if stride > tile:
-        raise InputError(f"--stride ({stride}) must not exceed --tile ({tile}): pixels between tiles would be skipped")
+        raise InputError(f"{{stride}} ({stride}) must not exceed {{tile}} ({tile}): pixels between tiles would be "
+                         "skipped", options=("stride", "tile"))
 
 
 def tile_origins(length: int, tile: int, stride: int) -> list[int]:

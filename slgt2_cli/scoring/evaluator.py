@@ -88,7 +88,7 @@ def resolve_class_table(classes: Path | None, prediction: Path) -> ClassTable:
         return ClassTable.load(classes)
     table = read_class_table(prediction)
     if table is None:
-        raise InputError("has no embedded class table; pass --classes classes.json", prediction)
+        raise InputError("has no embedded class table; pass {classes} classes.json", prediction, options=("classes",))
     return table
 
 
@@ -129,7 +129,7 @@ def score_map(
     notes = []
     if foreign:
         notes.append(f"{foreign:,} predicted pixels have values outside the class table and were left out")
-    census.check("in the label raster", labels, "pass the class table the labels use with --classes")
+    census.check("in the label raster", labels, "pass the class table the labels use with {classes}", ("classes",))
     if cm.total == 0:
         raise InputError(
             "no pixel has both a prediction and a label value from the class table "
@@ -171,7 +171,8 @@ def _check_report_paths(*paths: Path | None) -> None:
     """Distinct, writable report files, checked before the (possibly long) scoring."""
     outputs = [p for p in paths if p is not None]
     if len(set(map(os.path.abspath, outputs))) != len(outputs):
-        raise InputError("--json, --csv and --plot must name different files")
+        raise InputError("{json_path}, {csv_path} and {plot_path} must name different files",
+                         options=("json_path", "csv_path", "plot_path"))
     for path in outputs:
         prepare_output(path, overwrite=True)
 

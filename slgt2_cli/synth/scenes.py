@@ -133,13 +133,14 @@ def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: in
     if size < 16 or scene_size < 16:
         raise InputError(f"scene sizes must be at least 16 px (got {size}, {scene_size})")
     if dates < 2:
-        raise InputError(f"--dates must be at least 2 (got {dates})")
+        raise InputError(f"{{dates}} must be at least 2 (got {dates})", options=("dates",))
     if scenes < 3:
-        raise InputError(f"--scenes must be at least 3, one per split (got {scenes})")
+        raise InputError(f"{{scenes}} must be at least 3, one per split (got {scenes})", options=("scenes",))
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError("the output directory is not empty (use --overwrite to replace its contents)", out)
+        raise InputError("the output directory is not empty (use {overwrite} to replace its contents)", out,
+                         options=("overwrite",))
     if overwrite:  # remove what an earlier run wrote, so no stale scenes remain; nothing else is touched
         for name in ("train", "val", "test", "scene"):
             shutil.rmtree(out / name, ignore_errors=True)

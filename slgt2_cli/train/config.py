@@ -118,11 +118,12 @@ def _check(c: TrainConfig) -> None:
     for name in ("iterations", "batch_size", "patch_size", "val_every"):
         v = getattr(c, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise InputError(f"{name.replace('_', '-')} must be a positive integer, not {v!r}")
+            raise InputError(f"{{{name}}} must be a positive integer, not {v!r}", options=(name,))
     if c.patch_size % 32:
-        raise InputError(f"--patch-size must be a multiple of 32 (the network's down-sampling), not {c.patch_size}")
+        raise InputError(f"{{patch_size}} must be a multiple of 32 (the network's down-sampling), not {c.patch_size}",
+                         options=("patch_size",))
     if not (isinstance(c.lr, (int, float)) and c.lr > 0):
-        raise InputError(f"--lr must be a positive number, not {c.lr!r}")
+        raise InputError(f"{{lr}} must be a positive number, not {c.lr!r}", options=("lr",))
     if c.amp not in ("auto", "bf16", "fp16", "no"):
         raise InputError(f"amp must be auto, bf16, fp16 or no, not {c.amp!r}")
     if not isinstance(c.model, dict):

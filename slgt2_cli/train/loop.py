@@ -125,9 +125,11 @@ def class_weights(config: TrainConfig, spec: DatasetSpec) -> torch.Tensor | None
         try:
             values = [float(v) for v in str(config.class_weights).split(",")]
         except ValueError:
-            raise InputError(f"--class-weights must be 'auto', 'none' or {k} numbers separated by commas") from None
+            raise InputError(f"{{class_weights}} must be 'auto', 'none' or {k} numbers separated by commas",
+                             options=("class_weights",)) from None
         if len(values) != k:
-            raise InputError(f"--class-weights has {len(values)} values but the class table has {k} classes")
+            raise InputError(f"{{class_weights}} has {len(values)} values but the class table has {k} classes",
+                             options=("class_weights",))
         return torch.tensor(values, dtype=torch.float32)
     counts = np.zeros(k, dtype=np.int64)
     for scene in spec.scenes("train"):
@@ -262,11 +264,11 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     saved = {"step": step if resume_state is not None else None}  # the step last.pt holds
 
     def kept() -> str:
-        advice = "lower --lr or check the input for extreme values"
+        advice = "lower {lr} or check the input for extreme values"
         if saved["step"] is None:
             return f"no checkpoint had been written yet ({advice})"
         return (f"{config.out / 'last.pt'} keeps the last good weights, of step {saved['step']} "
-                f"({advice}; --resume continues from it)")
+                f"({advice}; {{resume}} continues from it)")
 
     def on_signal(signum, _frame):
         stop["signal"] = signum
@@ -287,7 +289,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
                                        ignore_index=IGNORE_INDEX)
             if not torch.isfinite(loss):
                 if (y != IGNORE_INDEX).any():
-                    raise TrainingError(f"the loss became {loss.item()} at step {step + 1}; {kept()}", config.out)
+                    raise TrainingError(f"the loss became {loss.item()} at step {step + 1}; {kept()}", config.out,
+                                        options=("lr", "resume"))
                 loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -305,7 +308,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
                 break
             if step % config.val_every == 0 or step == config.iterations:
                 if not _finite(model):  # never write non-finite weights over the last good checkpoint
-                    raise TrainingError(f"the weights became non-finite at step {step}; {kept()}", config.out)
+                    raise TrainingError(f"the weights became non-finite at step {step}; {kept()}", config.out,
+                                        options=("lr", "resume"))
                 cm = validate(model, setup, config, device, d)
                 metrics = compute_metrics(cm, setup["spec"].classes) if cm is not None else None
                 miou = metrics["miou"] if metrics and metrics["miou"] is not None else 0.0

@@ -34,8 +34,8 @@ class RunWriter:
     def claim(self, overwrite: bool) -> None:
         """Refuse to train over an earlier run unless asked to."""
         if (self.dir / "last.pt").exists() and not overwrite:
-            raise InputError("holds an earlier run (use --resume to continue it or --overwrite to start over)",
-                             self.dir)
+            raise InputError("holds an earlier run (use {resume} to continue it or {overwrite} to start over)",
+                             self.dir, options=("resume", "overwrite"))
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             probe = self.dir / ".write-test"
