@@ -106,6 +106,9 @@ def resolve_config(dataset: Path, out: Path, config_file: Path | None = None, **
     values.update(from_file)
     values.update({k: v for k, v in cli.items() if v is not None})
     values["preset"] = name
+    if "val_every" not in from_file and cli.get("val_every") is None and isinstance(values.get("iterations"), int):
+        # a short run validates (and writes best.pt) at least four times, not only at its end
+        values["val_every"] = max(1, min(values.get("val_every", 2000), values["iterations"] // 4))
     try:
         config = TrainConfig(dataset=Path(dataset), out=Path(out), **values)
     except TypeError as exc:
