@@ -86,6 +86,7 @@ def _run_demo(config: DemoConfig, say: Callable[[str], None]) -> DemoResult:
 
     table = read_class_table(map_path)
     quicklook = write_quicklook(map_path, synth.scene_image, out / "quicklook.png", table,
-                                f"SL-GT2Net tiny — scene mIoU {evaluation.metrics['miou']:.3f}")
+                                f"SL-GT2Net tiny — scene mIoU {evaluation.metrics['miou']:.3f}",
+                                labels_path=synth.scene_labels)
     say(evaluation.text)
     return DemoResult(out, map_path, quicklook, run / "curves.png", evaluation.metrics, time.perf_counter() - start)
