@@ -66,3 +66,29 @@ def test_synth_class_colours_are_distinguishable():
     rgb = ClassTable.from_list(CLASSES).rgb().astype(float)
     distances = [np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1:]]
     assert min(distances) > 60, min(distances)  # winter wheat and rapeseed were 37 apart (both yellow)
+
+
+def test_step_losses_are_thinned_to_bin_means():
+    from slgt2_cli.train.curves import thin_losses
+
+    assert thin_losses([4.0, 2.0, 3.0], last_step=3) == [[1.0, 4.0], [2.0, 2.0], [3.0, 3.0]]
+    thinned = thin_losses(list(range(1000)), last_step=2000, max_points=100)
+    assert len(thinned) == 100 and thinned[0] == [1005.5, 4.5] and thinned[-1][0] == 1995.5
+    assert thin_losses([], last_step=5) == []
+
+
+def test_curves_show_the_range_that_matters():
+    from slgt2_cli.train.curves import plot_curves, thin_losses
+
+    history, losses = [], list(np.geomspace(2.0, 0.01, 400))
+    for i, step in enumerate((100, 200, 300, 400)):
+        history.append({"step": step, "loss": float(np.mean(losses[step - 100:step])),
+                        "step_losses": thin_losses(losses[step - 100:step], step),
+                        "miou": 0.93 + 0.01 * i, "mean_f1": 0.95, "overall_accuracy": 0.97})
+    loss_ax, score_ax = plot_curves(history).axes
+    assert loss_ax.get_yscale() == "log"  # two orders of magnitude
+    assert len(loss_ax.lines[0].get_xdata()) == 400  # every step drawn
+    lo, hi = score_ax.get_ylim()
+    assert 0.85 < lo < 0.93 and 0.97 < hi <= 1.0  # not the whole [0, 1]
+    history[0]["step_losses"] = []  # an old metrics log: validation points only
+    assert plot_curves(history[:1]).axes[0].get_yscale() == "linear"

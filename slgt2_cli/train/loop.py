@@ -34,6 +34,7 @@ from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.train.config import TrainConfig
 from slgt2_cli.train.run_dir import RunWriter
 from slgt2_cli.progress import progress_bar
+from slgt2_cli.train.curves import thin_losses
 
 
 class TrainingError(InputError):
@@ -277,6 +278,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
         if _main_thread() else {}
     start_time = time.perf_counter()
     loss_sum, loss_n, seen = 0.0, 0, 0
+    step_losses: list[float] = []  # since the last validation, for curves.png
     bar = progress_bar(total=config.iterations, initial=step, enabled=d.main and config.progress, unit="it",
                        desc="train")
     try:
@@ -299,7 +301,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
             scheduler.step()
             step += 1
             seen += x.shape[0] * d.world
-            loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
+            step_losses.append(float(loss.detach()))
+            loss_sum, loss_n = loss_sum + step_losses[-1], loss_n + 1
             elapsed = time.perf_counter() - start_time
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
@@ -317,9 +320,10 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
                           "miou": metrics["miou"] if metrics else None,
                           "mean_f1": metrics["mean_f1"] if metrics else None,
                           "overall_accuracy": metrics["overall_accuracy"] if metrics else None,
-                          "seconds": elapsed, "samples_per_second": seen / max(elapsed, 1e-9)}
+                          "seconds": elapsed, "samples_per_second": seen / max(elapsed, 1e-9),
+                          "step_losses": thin_losses(step_losses, step)}
                 history.append(record)
-                loss_sum, loss_n = 0.0, 0
+                loss_sum, loss_n, step_losses = 0.0, 0, []
                 improved = metrics is not None and miou > best
                 if improved:
                     best, best_step = miou, step
