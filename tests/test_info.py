@@ -51,6 +51,11 @@ def test_info_shows_training_state_and_preset(tmp_path):
     assert result.exit_code == 0, result.output
     assert "tiny;" in result.output and "best mIoU 0.420 at step 150" in result.output
     assert "2 validations" in result.output and "[10.0, 10.0]" in result.output
+    (tmp_path / "run").mkdir()
+    save_checkpoint(ck, tmp_path / "run" / "best.pt")
+    result = runner.invoke(app, ["info", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["checkpoint"] == str(tmp_path / "run" / "best.pt")
 
 
 def test_info_refuses_what_is_not_a_checkpoint(tmp_path):

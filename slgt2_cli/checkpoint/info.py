@@ -55,6 +55,9 @@ def _training(ck: Checkpoint) -> dict[str, Any] | None:
 
 def checkpoint_info(path: str | Path) -> dict[str, Any]:
     """Everything :func:`format_info` shows, as plain JSON types; InputError if ``path`` is not a checkpoint."""
+    path = Path(path)
+    if path.is_dir() and (path / "best.pt").is_file():  # a run directory: its best checkpoint
+        path = path / "best.pt"
     try:
         ck = load_checkpoint(path, with_training_state=True)
     except InputError:  # a best.pt or converted checkpoint has no training state: read it without
