@@ -10,7 +10,9 @@ import typer
 
 
 def info(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `slgt2 train` (RUN_DIR/best.pt, last.pt; a RUN_DIR means its best.pt) or convert-checkpoint.")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="Checkpoint from `slgt2 train` (RUN_DIR/best.pt, last.pt; a RUN_DIR means its best.pt) or "
+             "convert-checkpoint.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of text.")] = False,
 ) -> None:
     """Show a checkpoint's classes, model and size, bands and units, temporal rule, normalisation and provenance.

@@ -121,7 +121,8 @@ def decorate(ax, view: MapView) -> None:
         ax.set(xlabel="column (px)", ylabel="row (px)")
         return
     projected = view.crs.is_projected
-    ax.set(xlabel="easting (m)" if projected else "longitude (°)", ylabel="northing (m)" if projected else "latitude (°)")
+    ax.set(xlabel="easting (m)" if projected else "longitude (°)",
+           ylabel="northing (m)" if projected else "latitude (°)")
     ax.ticklabel_format(useOffset=False, style="plain")
     length_m = _nice_length((view.extent[1] - view.extent[0]) * per_unit)
     label = f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m:g} m"
