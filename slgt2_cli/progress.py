@@ -77,14 +77,16 @@ class LogProgress(tqdm):
 
 
 def progress_bar(*, total: int | None, desc: str, unit: str = "it", enabled: bool = True, initial: int = 0,
-                 leave: bool = True, file: IO[str] | None = None) -> tqdm:
+                 leave: bool = True, unit_scale: bool = False, file: IO[str] | None = None) -> tqdm:
     """A progress bar for ``total`` units of work, shown on ``file`` (stderr) when ``enabled``.
 
     A terminal gets tqdm's live bar; a file or pipe gets a line every few seconds (see :class:`LogProgress`).
+    ``unit_scale`` writes large counts with k/M/G prefixes.
     """
     stream = file if file is not None else sys.stderr
     if not enabled or _is_terminal(stream):
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave, dynamic_ncols=True,
-                    disable=not enabled, file=stream)
+                    disable=not enabled, unit_scale=unit_scale, file=stream)
     return LogProgress(total=total, initial=initial, desc=desc, unit=unit, leave=leave, file=_Lines(stream),
-                       bar_format=LOG_FORMAT, interval=log_seconds(), mininterval=0, miniters=1)
+                       unit_scale=unit_scale, bar_format=LOG_FORMAT, interval=log_seconds(), mininterval=0,
+                       miniters=1)

@@ -93,3 +93,14 @@ def test_predict_progress_in_a_log_is_lines(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "\r" not in result.output
     assert "stack.tif: 100% 4/4 tile" in result.output, result.output
+
+
+def test_synth_reports_the_large_scene_in_lines(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLGT2_PROGRESS_SECONDS", "0")
+    result = runner.invoke(app, ["synth", str(tmp_path / "d"), "--size", "64", "--scenes", "3", "--scene-size", "32",
+                                 "--dates", "3"])
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.output and "scene: 100% 4.10k/4.10k px" in result.output, result.output
+    quiet = runner.invoke(app, ["synth", str(tmp_path / "q"), "--size", "64", "--scenes", "3", "--scene-size", "32",
+                                "--dates", "3", "--quiet"])
+    assert quiet.exit_code == 0 and "scene: " not in quiet.output.replace("scene:   ", ""), quiet.output

@@ -29,12 +29,25 @@ def synth(
     """
     from slgt2_cli.synth.scenes import synthesize
 
+    from slgt2_cli.progress import progress_bar
+
     def progress(message: str) -> None:
         if not quiet:
             typer.echo(f"writing {message}", err=True)
 
-    result = synthesize(out_dir, size=size, dates=dates, scenes=scenes, seed=seed, scene_size=scene_size,
-                        year=year, overwrite=overwrite, progress=progress)
+    bars = []
+
+    def scene_progress(done: int, total: int) -> None:  # the large scene, block by block
+        if not bars:
+            bars.append(progress_bar(total=total, desc="scene", unit="px", unit_scale=True, enabled=not quiet))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        result = synthesize(out_dir, size=size, dates=dates, scenes=scenes, seed=seed, scene_size=scene_size,
+                            year=year, overwrite=overwrite, progress=progress, scene_progress=scene_progress)
+    finally:
+        for bar in bars:
+            bar.close()
     counts = ", ".join(f"{k} {len(v)}" for k, v in result.splits.items())
     typer.echo(f"dataset: {result.root} ({counts} scenes, classes.json)")
     typer.echo(f"scene:   {result.scene_image} + {result.scene_labels.name if result.scene_labels else ''}")
