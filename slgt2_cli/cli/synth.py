@@ -27,9 +27,8 @@ def synth(
 
     Example:  slgt2 synth data/ --size 2048 --dates 30
     """
-    from slgt2_cli.synth.scenes import synthesize
-
     from slgt2_cli.progress import progress_bar
+    from slgt2_cli.synth.scenes import synthesize
 
     def progress(message: str) -> None:
         if not quiet:
