@@ -38,7 +38,7 @@ def evaluate(
     checkpoint: Annotated[
         Optional[Path],
         typer.Option("--checkpoint", help="Checkpoint to score on --dataset (instead of PREDICTION LABELS).",
-                     show_default="none: score PREDICTION LABELS"),
+                     show_default="none (score PREDICTION LABELS)"),
     ] = None,
     dataset: Annotated[
         Optional[Path], typer.Option("--dataset", help="Dataset directory (or seed .mat dataset) for --checkpoint.",

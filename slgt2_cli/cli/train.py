@@ -35,7 +35,7 @@ def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset directory (classes.json, train/, val/, test/) or a seed .mat dataset.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory for checkpoints, logs and plots.")],
     preset: Annotated[Optional[str], typer.Option("--preset", help="Model preset: tiny, small, paper or paper-brandenburg; also picks the recipe.", show_default="paper, or the config file's")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file of training options; command-line options override it.", show_default="none: the preset's recipe")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file of training options; command-line options override it.", show_default="none (the preset's recipe)")] = None,
     iterations: Annotated[Optional[int], typer.Option("--iterations", min=1, help="Training steps.", show_default=_recipe("iterations"))] = None,
     batch_size: Annotated[Optional[int], batch_size_option("Patches per step (per GPU under torchrun).", _recipe("batch_size"))] = None,
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", min=32, help="Patch size in pixels, a multiple of 32.", show_default=_recipe("patch_size"))] = None,

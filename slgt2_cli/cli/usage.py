@@ -37,7 +37,16 @@ class Argument(TyperArgument):
         return re.sub(r"list\[(\w+)\]", lambda m: m[1].lower(), self.display_type(ctx))
 
 
-class Flag(TyperOption):
+class Option(TyperOption):
+    """An option whose default given in words (``show_default="preset: ..."``) is shown as written."""
+
+    def _get_default_string(self, *, ctx: click.Context, show_default_is_str: bool, default_value: Any) -> str:
+        if show_default_is_str:
+            return str(self.show_default)
+        return super()._get_default_string(ctx=ctx, show_default_is_str=False, default_value=default_value)
+
+
+class Flag(Option):
     """A boolean flag: no ``<bool>`` placeholder, since it takes no value."""
 
     def display_type_rich(self, ctx: click.Context) -> str | None:
@@ -49,8 +58,8 @@ def _specialise(params: list[click.Parameter]) -> list[click.Parameter]:
     for p in params:
         if type(p) is TyperArgument:
             p.__class__ = Argument
-        elif type(p) is TyperOption and p.is_bool_flag:
-            p.__class__ = Flag
+        elif type(p) is TyperOption:
+            p.__class__ = Flag if p.is_bool_flag else Option
     return params
 
 
