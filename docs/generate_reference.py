@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from enum import Enum
 from pathlib import Path
 
 import click
@@ -23,8 +24,13 @@ OUT = Path(__file__).with_name("configuration.md")
 
 
 def _default(param: click.Parameter) -> str:
+    shown = getattr(param, "show_default", None)
+    if isinstance(shown, str):
+        return shown
     if param.default is None or param.default == ():
         return ""
+    if isinstance(param.default, Enum):
+        return f"`{param.default.value}`"
     if isinstance(param.default, bool):
         return "on" if param.default else "off"
     return f"`{param.default}`"

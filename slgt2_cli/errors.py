@@ -15,7 +15,7 @@ import threading
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -29,18 +29,40 @@ F = TypeVar("F", bound=Callable[..., Any])
 class InputError(Exception):
     """Bad input or bad usage: one clear line, exit status 2.
 
-    Give the file (``path``) when there is one, so the message names it.
+    Give the file (``path``) when there is one, so the message names it. A message about an option names it
+    as ``{name}`` (the configuration field, e.g. ``{tile}``) and lists it in ``options``: the library shows the
+    bare name (``tile must be ...``), the command line its flag (``--tile must be ...``, see :meth:`render`).
     """
 
-    def __init__(self, message: str, path: str | os.PathLike[str] | None = None, hint: str | None = None):
-        from slgt2_cli.io.remote import shown
-
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None, hint: str | None = None,
+                 options: Sequence[str] = ()):
         self.path = Path(path) if path is not None else None
         self.hint = hint
-        text = f"{shown(path)}: {message}" if path is not None else message  # URLs keep their //
-        if hint:
-            text = f"{text} ({hint})"
-        super().__init__(text)
+        self.message = message
+        self.options = tuple(options)
+        super().__init__(self.render())
+
+    def render(self, name_of: Callable[[str], str] = str) -> str:
+        """The one-line message, each ``{option}`` written as ``name_of(option)`` (the bare name by default)."""
+        message, hint = self.message, self.hint
+        for option in self.options:
+            message = message.replace("{" + option + "}", name_of(option))
+            hint = hint.replace("{" + option + "}", name_of(option)) if hint else hint
+        from slgt2_cli.io.remote import shown
+
+        text = f"{shown(self.path)}: {message}" if self.path is not None else message  # URLs keep their //
+        return f"{text} ({hint})" if hint else text
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of configuration field ``name`` in the running command (``tile`` -> ``--tile``)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    for param in ctx.command.params if ctx is not None else ():
+        if param.name == name and getattr(param, "opts", None):
+            return next((o for o in param.opts if o.startswith("--")), param.opts[0])
+    return "--" + name.replace("_", "-")
 
 
 class DivergedError(Exception):
@@ -73,9 +95,9 @@ def cli_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            _fail(str(exc), EXIT_INPUT)
+            _fail(exc.render(option_flag), EXIT_INPUT)
         except DivergedError as exc:
-            _fail(str(exc), EXIT_DIVERGED)
+            _fail(exc.render(option_flag) if isinstance(exc, InputError) else str(exc), EXIT_DIVERGED)
         except KeyboardInterrupt as exc:
             _fail(f"interrupted: {exc}" if str(exc) else "interrupted", EXIT_INTERRUPTED)
         except MemoryError:

@@ -205,7 +205,7 @@ CASES: list[Case] = [
     Case("polarisations", "HH/HV stack, the checkpoint has VV/VH", _p("{}/ck.pt", "{}/hh.tif", "{}/out.tif"),
          "differ from the model's"),
     Case("units_unknown", "--units that is not a unit", _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--units", "furlongs"),
-         "unknown units"),
+         "is not one of 'db'"),
     Case("units_mismatch", "units the checkpoint cannot take (raw values for a dB model)",
          _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--units", "raw"), "trained on 'db'"),
     # --- checkpoints
@@ -230,11 +230,11 @@ CASES: list[Case] = [
     Case("stride_gt_tile", "--stride larger than --tile",
          _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--tile", "32", "--stride", "48"), "must not exceed --tile"),
     Case("tile_zero", "--tile 0", _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--tile", "0"),
-         "--tile must be a positive"),
+         "'--tile': must be at least 1"),
     Case("tile_huge", "--tile far too large to fit in memory",
          _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--tile", "100000"), "larger than 4096 px"),
     Case("stride_zero", "--stride 0", _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--stride", "0"),
-         "--stride must be a positive"),
+         "'--stride': must be at least 1"),
     # --- labels and evaluate
     Case("labels_missing", "label raster path does not exist", _cmd("evaluate", "{}/map.tif", "{}/nope.tif"),
          "label raster not found"),

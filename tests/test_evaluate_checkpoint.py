@@ -72,7 +72,7 @@ def test_checkpoint_mode_scores_the_split(dataset, ckpt, tmp_path):
 
 def test_split_that_does_not_exist(dataset, ckpt):
     base = ["evaluate", "--checkpoint", str(ckpt), "--dataset", str(dataset), "--device", "cpu"]
-    assert "unknown split" in _error(runner.invoke(app, base + ["--split", "holdout"]))
+    assert "'holdout' is not one of 'train', 'val', 'test'" in _error(runner.invoke(app, base + ["--split", "holdout"]))
 
 
 def test_missing_split(dataset, ckpt, tmp_path):

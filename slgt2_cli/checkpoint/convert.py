@@ -143,7 +143,7 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
     if not config.reference.exists():
         raise InputError("reference checkpoint not found", config.reference)
     if config.output.exists() and not config.overwrite:
-        raise InputError("output exists (use --overwrite to replace it)", config.output)
+        raise InputError("output exists (use {overwrite} to replace it)", config.output, options=("overwrite",))
     try:
         ref = load_reference(config.reference)
         settings = pipeline_settings(ref.config, ref.meta)
@@ -165,7 +165,8 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
     mean = config.mean or settings.mean or [0.0] * channels
     std = config.std or settings.std or [1.0] * channels
     if not (len(bands) == len(mean) == len(std) == channels):
-        raise InputError(f"the model reads {channels} channels: give that many --bands, --mean and --std values")
+        raise InputError(f"the model reads {channels} channels: give that many {{bands}}, {{mean}} and {{std}} values",
+                         options=("bands", "mean", "std"))
     tile = config.patch_size or settings.crop or 224
     ck = Checkpoint(
         model_config=cfg,

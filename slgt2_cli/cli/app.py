@@ -7,17 +7,19 @@ package only parses options and calls one library function; this module wires th
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from slgt2_cli import __version__
+from slgt2_cli.cli.usage import Command, Group
 
 app = typer.Typer(
     name="slgt2",
+    cls=Group,
     help="Land-cover mapping from Sentinel-1 SAR time series with SL-GT2Net.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -32,8 +34,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = None,
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors (or set SLGT2_DEBUG=1).")] = False,
 ) -> None:
     """Train SL-GT2Net on GeoTIFF time series, map whole scenes, and score maps against labels."""
@@ -48,18 +50,19 @@ def main() -> None:
 
 def _register_commands() -> None:
     """Add every command in workflow order, each behind the one error handler (one line, an exit status)."""
-    from slgt2_cli.cli import convert, demo, evaluate, predict, synth, train
+    from slgt2_cli.cli import convert, demo, evaluate, info, predict, synth, train
     from slgt2_cli.errors import cli_errors
 
     for name, command in (
         ("synth", synth.synth),
         ("train", train.train),
+        ("info", info.info),
         ("predict", predict.predict),
         ("evaluate", evaluate.evaluate),
         ("convert-checkpoint", convert.convert_checkpoint),
         ("demo", demo.demo),
     ):
-        app.command(name)(cli_errors(command))
+        app.command(name, cls=Command)(cli_errors(command))
 
 
 _register_commands()

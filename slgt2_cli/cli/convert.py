@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from slgt2_cli.cli.options import OverwriteOpt, classes_option
 from slgt2_cli.errors import InputError
-from slgt2_cli.cli.options import OverwriteOpt
 
 
 def _ints(text: str | None, name: str) -> list[int] | None:
@@ -38,19 +38,19 @@ def _floats(text: str | None, name: str) -> list[float] | None:
 def convert_checkpoint(
     reference: Annotated[Path, typer.Argument(help="Reference (mmseg) checkpoint, e.g. the paper's published .pth.")],
     output: Annotated[Path, typer.Argument(help="Native checkpoint to write (.pt).")],
-    flag: Annotated[Optional[int], typer.Option("--flag", help="Reference stem style: 1 Slovenia, 2 Brandenburg. [default: from the weights]")] = None,
-    num_heads: Annotated[Optional[str], typer.Option("--num-heads", help="Heads per stage, e.g. 3,6,12,24. [default: stored config, else the paper's]")] = None,
-    wss: Annotated[Optional[str], typer.Option("--wss", help="Window sizes per stage and group, e.g. '7,14,21;7,14,21;7,14,14;7,7,7'.")] = None,
-    dss: Annotated[Optional[str], typer.Option("--dss", help="Window depths per stage and group, e.g. '8,4,2;4,4,2;2,2,2;1,1,1'.")] = None,
-    topk_div: Annotated[Optional[int], typer.Option("--topk-div", min=1, help="Top-k divisor of the sparse attention. [default: 1]")] = None,
-    temporal_length: Annotated[Optional[int], typer.Option("--temporal-length", help="Frames the input is padded to. [default: 16, or 48 for flag 2]")] = None,
-    classes: Annotated[Optional[Path], typer.Option("--classes", help="classes.json for the model's classes. [default: MTS12 legend / class 1..K]")] = None,
-    bands: Annotated[Optional[str], typer.Option("--bands", help="Input band names, e.g. VV,VH. [default: VV,VH]")] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", help="Per-channel normalisation mean. [default: the stored config's test pipeline]")] = None,
-    std: Annotated[Optional[str], typer.Option("--std", help="Per-channel normalisation std. [default: the stored config's test pipeline]")] = None,
-    patch_size: Annotated[Optional[int], typer.Option("--patch-size", min=1, help="Inference tile default. [default: the stored config's slide crop, else 224]")] = None,
-    stride: Annotated[Optional[int], typer.Option("--stride", min=1, help="Inference stride default. [default: the stored config's slide stride, else 200]")] = None,
-    units: Annotated[Optional[str], typer.Option("--units", help="The model's input units: scaled (MTS12 0..255 integers) or db. [default: from the stored config]")] = None,
+    flag: Annotated[Optional[int], typer.Option("--flag", help="Reference stem style: 1 Slovenia, 2 Brandenburg.", show_default="from the weights")] = None,
+    num_heads: Annotated[Optional[str], typer.Option("--num-heads", help="Heads per stage, e.g. 3,6,12,24.", show_default="stored config, else the paper's")] = None,
+    wss: Annotated[Optional[str], typer.Option("--wss", help="Window sizes per stage and group, e.g. '7,14,21;7,14,21;7,14,14;7,7,7'.", show_default="stored config, else the paper's")] = None,
+    dss: Annotated[Optional[str], typer.Option("--dss", help="Window depths per stage and group, e.g. '8,4,2;4,4,2;2,2,2;1,1,1'.", show_default="stored config, else the paper's")] = None,
+    topk_div: Annotated[Optional[int], typer.Option("--topk-div", min=1, help="Top-k divisor of the sparse attention.", show_default="stored config, else 1")] = None,
+    temporal_length: Annotated[Optional[int], typer.Option("--temporal-length", help="Frames the input is padded to.", show_default="stored config, else 16, or 48 for flag 2")] = None,
+    classes: Annotated[Optional[Path], classes_option("The model's classes", "the MTS12 legend, else class 1..K")] = None,
+    bands: Annotated[Optional[str], typer.Option("--bands", help="Input band names, e.g. VV,VH.", show_default="VV,VH")] = None,
+    mean: Annotated[Optional[str], typer.Option("--mean", help="Per-channel normalisation mean.", show_default="the stored config's test pipeline")] = None,
+    std: Annotated[Optional[str], typer.Option("--std", help="Per-channel normalisation std.", show_default="the stored config's test pipeline")] = None,
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", min=1, help="Inference tile default stored in the checkpoint.", show_default="the stored config's slide crop, else 224")] = None,
+    stride: Annotated[Optional[int], typer.Option("--stride", min=1, help="Inference stride default stored in the checkpoint.", show_default="the stored config's slide stride, else 200")] = None,
+    units: Annotated[Optional[str], typer.Option("--units", help="The model's input units: scaled (MTS12 0..255 integers) or db.", show_default="from the stored config")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Convert a published SL-GT2Net reference checkpoint into a native one that `slgt2 predict` accepts.

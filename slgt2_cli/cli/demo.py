@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-
 from slgt2_cli.cli.options import DeviceOpt, OverwriteOpt, SeedOpt
 
 
@@ -32,4 +31,4 @@ def demo(
                f"  ({result.seconds / 60:.1f} min)")
     typer.echo(f"map:            {result.map}")
     typer.echo(f"quick-look:     {result.quicklook}")
-    typer.echo(f"training curves:{result.curves}")
+    typer.echo(f"training curves: {result.curves}")

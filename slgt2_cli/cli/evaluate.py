@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from slgt2_cli.cli.options import (
+    BatchOpt,
+    BlendOpt,
+    DeviceOpt,
+    QuietOpt,
+    ResamplingOpt,
+    StrideOpt,
+    TileOpt,
+    UnitsOpt,
+    as_value,
+    classes_option,
+)
 from slgt2_cli.errors import InputError
-from slgt2_cli.cli.options import BatchOpt, DeviceOpt, StrideOpt, TileOpt
+
+
+class Split(str, Enum):
+    """A dataset split (``--split``)."""
+
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
 
 
 def evaluate(
@@ -18,31 +38,26 @@ def evaluate(
     labels: Annotated[Optional[Path], typer.Argument(help="Label raster; aligned onto the map's grid if it differs.")] = None,
     checkpoint: Annotated[
         Optional[Path],
-        typer.Option("--checkpoint", help="Checkpoint to score on --dataset (instead of PREDICTION LABELS)."),
+        typer.Option("--checkpoint", help="Checkpoint to score on --dataset (instead of PREDICTION LABELS).",
+                     show_default="none (score PREDICTION LABELS)"),
     ] = None,
     dataset: Annotated[
-        Optional[Path], typer.Option("--dataset", help="Dataset directory (or seed .mat dataset) for --checkpoint.")
+        Optional[Path], typer.Option("--dataset", help="Dataset directory (or seed .mat dataset) for --checkpoint.",
+                                     show_default="none")
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Dataset split scored with --checkpoint: train, val or test.")] = "test",
-    classes: Annotated[
-        Optional[Path],
-        typer.Option("--classes", help="Class table JSON (default: the table embedded in PREDICTION)."),
-    ] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON here.")] = None,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write per-class scores as CSV here.")] = None,
-    plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Write a confusion-matrix PNG here.")] = None,
-    resampling: Annotated[
-        Optional[str],
-        typer.Option("--resampling", help="How labels on another grid are aligned onto PREDICTION: nearest or majority. "
-                     "[default: nearest]"),
-    ] = None,
+    split: Annotated[Split, typer.Option("--split", case_sensitive=False, help="Dataset split scored with --checkpoint.")] = Split.TEST,
+    classes: Annotated[Optional[Path], classes_option("Class table of PREDICTION LABELS", "the table embedded in PREDICTION")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write all scores as JSON here.", show_default="not written")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write per-class scores as CSV here.", show_default="not written")] = None,
+    plot_path: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE.png", help="Write a confusion-matrix PNG here.", show_default="not written")] = None,
+    resampling: ResamplingOpt = None,
     tile: TileOpt = None,
     stride: StrideOpt = None,
     batch_size: BatchOpt = 4,
     device: DeviceOpt = "auto",
-    units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection of the dataset's stacks: db, linear, scaled or raw.")] = None,
-    blend: Annotated[Optional[str], typer.Option("--blend", help="With --checkpoint: cosine, gaussian or average, as in predict. [default: the checkpoint's]")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    units: UnitsOpt = None,
+    blend: BlendOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Overall accuracy, Cohen's kappa, mIoU, mean F1, per-class scores and the confusion matrix.
 
@@ -70,10 +85,14 @@ def evaluate(
         if classes is not None or resampling is not None:
             raise InputError("--classes and --resampling apply to PREDICTION LABELS; with --checkpoint the class "
                              "table comes from the checkpoint")
-        from slgt2_cli.scoring.evaluator import CheckpointEvaluateConfig, evaluate_checkpoint
+        from slgt2_cli.scoring.evaluator import (
+            CheckpointEvaluateConfig,
+            evaluate_checkpoint,
+        )
 
-        config = CheckpointEvaluateConfig(checkpoint, dataset, split, json_path, csv_path, plot_path, tile, stride,
-                                          batch_size, device, units, progress=not quiet, blend=blend)
+        config = CheckpointEvaluateConfig(checkpoint, dataset, split.value, json_path, csv_path, plot_path, tile,
+                                          stride, batch_size, device, as_value(units), progress=not quiet,
+                                          blend=as_value(blend))
         typer.echo(evaluate_checkpoint(config).text)
         return
     if prediction is None or labels is None:
@@ -82,5 +101,5 @@ def evaluate(
         raise InputError("--tile, --stride, --units and --blend apply to --checkpoint mode only")
     from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
 
-    config = EvaluateConfig(prediction, labels, classes, json_path, csv_path, plot_path, resampling or "nearest")
+    config = EvaluateConfig(prediction, labels, classes, json_path, csv_path, plot_path, as_value(resampling) or "nearest")
     typer.echo(evaluate_maps(config).text)

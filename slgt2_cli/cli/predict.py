@@ -7,8 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-
-from slgt2_cli.cli.options import BatchOpt, DeviceOpt, OverwriteOpt, StrideOpt, TileOpt
+from slgt2_cli.cli.options import (
+    BatchOpt,
+    BlendOpt,
+    DeviceOpt,
+    OverwriteOpt,
+    QuietOpt,
+    StrideOpt,
+    TileOpt,
+    UnitsOpt,
+    as_value,
+)
 
 
 def predict(
@@ -19,13 +28,13 @@ def predict(
     stride: StrideOpt = None,
     batch_size: BatchOpt = 4,
     device: DeviceOpt = "auto",
-    confidence: Annotated[Optional[Path], typer.Option("--confidence", help="Also write the confidence (max probability × 255, uint8) here.")] = None,
-    probabilities: Annotated[Optional[Path], typer.Option("--probabilities", help="Also write per-class probabilities (uint8, one band per class) here.")] = None,
+    confidence: Annotated[Optional[Path], typer.Option("--confidence", metavar="FILE.tif", help="Also write the confidence (max probability × 255, uint8) here.", show_default="not written")] = None,
+    probabilities: Annotated[Optional[Path], typer.Option("--probabilities", metavar="FILE.tif", help="Also write per-class probabilities (uint8, one band per class) here.", show_default="not written")] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Average predictions over horizontal and vertical flips (3× compute).")] = False,
-    units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection: db, linear, scaled or raw.")] = None,
-    blend: Annotated[Optional[str], typer.Option("--blend", help="Overlapping tiles: cosine or gaussian (weighted probabilities), or average (the reference's plain average of logits). [default: the checkpoint's; average for converted reference checkpoints, else cosine]")] = None,
+    units: UnitsOpt = None,
+    blend: BlendOpt = None,
     overwrite: OverwriteOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Classify whole scenes with sliding-window inference into Cloud-Optimized GeoTIFF maps.
 
@@ -34,7 +43,7 @@ def predict(
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
     config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,
-                           probabilities, tta, overwrite, units, blend, progress=not quiet)
+                           probabilities, tta, overwrite, as_value(units), as_value(blend), progress=not quiet)
     for r in run_predict(config):
         skipped = r.stats.get("skipped", 0)
         typer.echo(f"{r.output}  ({r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} px/s; "

@@ -36,9 +36,19 @@ class DemoResult:
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
-    from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
-    from slgt2_cli.infer.run import PredictConfig, run_predict
+    """Synthesise, train, predict, score and draw; an interrupt says how to start again (a demo cannot resume)."""
+    try:
+        return _run_demo(config, say)
+    except KeyboardInterrupt as exc:
+        reason = str(exc).split(";")[0].strip() or "interrupted"
+        raise KeyboardInterrupt(f"{reason}; the demo cannot be resumed: run `slgt2 demo --out {config.out} "
+                                "--overwrite` to start again") from None
+
+
+def _run_demo(config: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     from slgt2_cli.demo.quicklook import write_quicklook
+    from slgt2_cli.infer.run import PredictConfig, run_predict
+    from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
     from slgt2_cli.synth.scenes import synthesize
     from slgt2_cli.train.config import resolve_config
     from slgt2_cli.train.loop import train
@@ -46,7 +56,8 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> DemoResu
     plan = PLANS["quick" if config.quick else "full"]
     out = config.out
     if out.exists() and any(out.iterdir()) and not config.overwrite:
-        raise InputError("the demo directory is not empty (use --overwrite, or --out elsewhere)", out)
+        raise InputError("the demo directory is not empty (use {overwrite}, or {out} elsewhere)", out,
+                         options=("overwrite", "out"))
     start = time.perf_counter()
     data, run = out / "data", out / "run"
 
@@ -75,6 +86,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> DemoResu
 
     table = read_class_table(map_path)
     quicklook = write_quicklook(map_path, synth.scene_image, out / "quicklook.png", table,
-                                f"SL-GT2Net tiny — scene mIoU {evaluation.metrics['miou']:.3f}")
+                                f"SL-GT2Net tiny — scene mIoU {evaluation.metrics['miou']:.3f}",
+                                labels_path=synth.scene_labels)
     say(evaluation.text)
     return DemoResult(out, map_path, quicklook, run / "curves.png", evaluation.metrics, time.perf_counter() - start)

@@ -26,6 +26,7 @@ from slgt2_cli.errors import InputError
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.infer.device import parse_device
 from slgt2_cli.infer.tiling import BLEND_MODES, BlendAccumulator, Tile, TileGrid, blend_weights, logits_blended
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.remote import is_remote
@@ -76,13 +77,14 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        device = torch.device(parse_device(name))
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(str(exc) if isinstance(exc, ValueError) else f"unknown device {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available (use --device cpu or auto)")
+        raise InputError("{device} cuda was asked for but no CUDA GPU is available (use {device} cpu or auto)",
+                         options=("device",))
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError("--device mps was asked for but MPS is not available")
+        raise InputError("{device} mps was asked for but MPS is not available", options=("device",))
     return device
 
 
@@ -113,7 +115,8 @@ class Predictor:
         tile = int(tile or ck.patch_size)
         kwargs["blend"] = str(blend or getattr(ck, "blend", None) or "cosine")
         if kwargs["blend"] not in BLEND_MODES:
-            raise InputError(f"unknown --blend {kwargs['blend']!r}; use one of {', '.join(BLEND_MODES)}")
+            raise InputError(f"unknown {{blend}} {kwargs['blend']!r}; use one of {', '.join(BLEND_MODES)}",
+                             options=("blend",))
         if stride is None:
             stride = ck.stride if tile == ck.patch_size else max(1, round(tile * ck.stride / ck.patch_size))
         model = (module if module is not None else ck.build_model()).to(device)
@@ -136,7 +139,7 @@ class Predictor:
         units = getattr(stack, "model_units", None)
         if self.units and units and units != self.units:
             raise InputError(f"the stack's values map to {units!r} but the model was trained on {self.units!r} "
-                             "(override detection with --units)", stack.path)
+                             "(override detection with {units})", stack.path, options=("units",))
         self.rule.check(stack)
 
     @torch.inference_mode()

@@ -9,7 +9,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from slgt2_cli.checkpoint.format import load_checkpoint
 from slgt2_cli.errors import InputError, terminate_as_interrupt
@@ -20,6 +19,7 @@ from slgt2_cli.io.atomic import prepare_output
 from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.stacks import open_stack
 from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
+from slgt2_cli.progress import progress_bar
 
 
 @dataclass
@@ -144,8 +144,8 @@ def _predict_one(predictor: Predictor, stack_path: Path, out: Path, config: Pred
 
         total = len(TileGrid(grid.height, grid.width, predictor.tile, predictor.stride))
         cache = io_cache_mb(stack, predictor.tile, [w for w in (maps, conf, prob) if w is not None])
-        with gdal_cache(cache), tqdm(total=total, unit="tile", desc=stack_path.name, disable=not config.progress,
-                                     leave=False) as bar:
+        with gdal_cache(cache), progress_bar(total=total, unit="tile", desc=stack_path.name,
+                                             enabled=config.progress, leave=False) as bar:
             stats = predictor.predict(stack, sink, progress=bar.update)
         # leaving the ExitStack commits every writer (COG + rename); an error aborts them all
     return PredictResult(stack_path, out, time.perf_counter() - start, grid.width * grid.height, stats)

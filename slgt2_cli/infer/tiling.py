@@ -9,6 +9,7 @@ memory grows with ``tile × width``, never with the scene's height.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -17,25 +18,37 @@ from slgt2_cli.errors import InputError
 
 MAX_TILE = 4096
 """Largest tile accepted: one tile of the paper's input (2 channels × 16 frames) at this size is 4 GiB already."""
-BLEND_MODES = ("cosine", "gaussian", "average")
-"""How overlapping tiles are combined: ``cosine`` / ``gaussian`` weight class probabilities by a smooth window;
-``average`` is the reference's slide inference (mmseg ``slide_inference``): raw logits of every tile covering a
-pixel summed and divided by their count, softmax after. See :func:`logits_blended`."""
 WEIGHT_FLOOR = 1e-3
 """Smallest blending weight, so pixels covered only by a tile's edge (scene borders) still get a value."""
+
+
+class Blend(str, Enum):
+    """How overlapping tiles are weighted (``predict --blend``); a new member is all a new mode needs here."""
+
+    COSINE = "cosine"
+    GAUSSIAN = "gaussian"
+    AVERAGE = "average"
+    """The reference's slide inference (mmseg ``slide_inference``): raw logits of every tile covering a pixel
+    summed and divided by their count, softmax after. See :func:`logits_blended`."""
+
+
+BLEND_MODES = tuple(b.value for b in Blend)
+"""How overlapping tiles are combined: ``cosine`` / ``gaussian`` weight class probabilities by a smooth window;
+``average`` averages raw logits as the reference does."""
 
 
 def check_tile_stride(tile: int, stride: int) -> None:
     """Raise :class:`InputError` unless ``0 < stride <= tile <= MAX_TILE``."""
     if int(tile) != tile or tile < 1:
-        raise InputError(f"--tile must be a positive number of pixels, got {tile}")
+        raise InputError(f"{{tile}} must be a positive number of pixels, got {tile}", options=("tile",))
     if tile > MAX_TILE:
-        raise InputError(f"--tile {tile} is larger than {MAX_TILE} px: one tile would not fit in memory "
-                         "(tiles of the training patch size work best)")
+        raise InputError(f"{{tile}} {tile} is larger than {MAX_TILE} px: one tile would not fit in memory "
+                         "(tiles of the training patch size work best)", options=("tile",))
     if int(stride) != stride or stride < 1:
-        raise InputError(f"--stride must be a positive number of pixels, got {stride}")
+        raise InputError(f"{{stride}} must be a positive number of pixels, got {stride}", options=("stride",))
     if stride > tile:
-        raise InputError(f"--stride ({stride}) must not exceed --tile ({tile}): pixels between tiles would be skipped")
+        raise InputError(f"{{stride}} ({stride}) must not exceed {{tile}} ({tile}): pixels between tiles would be "
+                         "skipped", options=("stride", "tile"))
 
 
 def tile_origins(length: int, tile: int, stride: int) -> list[int]:
@@ -67,7 +80,7 @@ def _ramp(tile: int, stride: int, kind: str) -> np.ndarray:
     if kind == "gaussian":
         sigma = tile / 8.0
         return np.exp(-0.5 * ((x - tile / 2.0) / sigma) ** 2)
-    raise InputError(f"unknown blending {kind!r}; use one of {', '.join(BLEND_MODES)}")
+    raise InputError(f"unknown blending {kind!r}; use {' or '.join(b.value for b in Blend)}")
 
 
 def logits_blended(kind: str) -> bool:

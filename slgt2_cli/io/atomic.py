@@ -65,7 +65,7 @@ def prepare_output(path: str | os.PathLike[str], overwrite: bool = False, need_b
     if path.is_dir():
         raise InputError("is a directory, expected a file name", path)
     if path.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", path)
+        raise InputError("already exists (pass {overwrite} to replace it)", path, options=("overwrite",))
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -131,10 +131,10 @@ class LabelCensus:
             self.unknown.update(int(v) for v in np.unique(seen)[: self.keep])
         return classes
 
-    def check(self, what: str, path: str | Path | None, hint: str) -> None:
+    def check(self, what: str, path: str | Path | None, hint: str, options: Sequence[str] = ()) -> None:
         """InputError when labels were found but none has a value of the class table."""
         if self.known == 0 and self.unknown:
             found = sorted(self.unknown)[: self.keep]
             raise InputError(f"none of the label values {what} ({', '.join(map(str, found))}"
                              f"{', …' if len(self.unknown) > self.keep else ''}) is in the class table "
-                             f"({self.table.describe_values()})", path, hint)
+                             f"({self.table.describe_values()})", path, hint, options)

@@ -8,6 +8,7 @@ target), so only the requested window is ever read.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Iterator
 
@@ -21,7 +22,14 @@ from slgt2_cli.errors import InputError
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.stacks import RASTER_ERRORS, _reason, open_raster
 
-RESAMPLING = {"nearest": Resampling.nearest, "majority": Resampling.mode}
+class LabelResampling(str, Enum):
+    """How labels on another grid are aligned (``evaluate --resampling``): nearest, or majority of finer labels."""
+
+    NEAREST = "nearest"
+    MAJORITY = "majority"
+
+
+RESAMPLING = {LabelResampling.NEAREST.value: Resampling.nearest, LabelResampling.MAJORITY.value: Resampling.mode}
 
 
 class AlignedLabels:

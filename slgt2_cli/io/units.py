@@ -7,11 +7,22 @@ keeps a converted reference checkpoint valid) and for non-SAR channels such as N
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Sequence
 
 import numpy as np
 
-UNITS = ("db", "linear", "scaled", "raw")
+
+class Units(str, Enum):
+    """Pixel units of a stack (``--units``): dB, linear power, the seed datasets' scaled integers, raw values."""
+
+    DB = "db"
+    LINEAR = "linear"
+    SCALED = "scaled"
+    RAW = "raw"
+
+
+UNITS = tuple(u.value for u in Units)
 """Accepted unit names (case-insensitive; "dB" is fine)."""
 
 SAR_POLARISATIONS = frozenset({"VV", "VH", "HH", "HV"})

@@ -90,7 +90,7 @@ def resolve_class_table(classes: Path | None, prediction: Path) -> ClassTable:
         return ClassTable.load(classes)
     table = read_class_table(prediction)
     if table is None:
-        raise InputError("has no embedded class table; pass --classes classes.json", prediction)
+        raise InputError("has no embedded class table; pass {classes} classes.json", prediction, options=("classes",))
     return table
 
 
@@ -131,7 +131,7 @@ def score_map(
     notes = []
     if foreign:
         notes.append(f"{foreign:,} predicted pixels have values outside the class table and were left out")
-    census.check("in the label raster", labels, "pass the class table the labels use with --classes")
+    census.check("in the label raster", labels, "pass the class table the labels use with {classes}", ("classes",))
     if cm.total == 0:
         raise InputError(
             "no pixel has both a prediction and a label value from the class table "
@@ -173,7 +173,8 @@ def _check_report_paths(*paths: Path | None) -> None:
     """Distinct, writable report files, checked before the (possibly long) scoring."""
     outputs = [p for p in paths if p is not None]
     if len(set(map(os.path.abspath, outputs))) != len(outputs):
-        raise InputError("--json, --csv and --plot must name different files")
+        raise InputError("{json_path}, {csv_path} and {plot_path} must name different files",
+                         options=("json_path", "csv_path", "plot_path"))
     for path in outputs:
         prepare_output(path, overwrite=True)
 
@@ -204,7 +205,7 @@ def _check_same_classes(checkpoint: ClassTable, dataset: ClassTable, ck_path: Pa
 def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     """Predict every scene of a dataset split with :func:`score_scenes` (the tiled inference of ``predict``) and
     score the whole split at once; every input is checked before any compute."""
-    from tqdm import tqdm
+    from slgt2_cli.progress import progress_bar
 
     from slgt2_cli.checkpoint.format import load_checkpoint
     from slgt2_cli.data.datasets import SPLITS, open_dataset
@@ -233,8 +234,8 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
         with scene.open(config.units) as stack, scene.open_labels(stack.grid):
             predictor.check_stack(stack)
             tiles += len(TileGrid(stack.grid.height, stack.grid.width, predictor.tile, predictor.stride))
-    with tqdm(total=tiles, unit="tile", desc=f"{config.split} ({len(scenes)} scenes)", disable=not config.progress,
-              leave=False) as bar:
+    with progress_bar(total=tiles, unit="tile", desc=f"{config.split} ({len(scenes)} scenes)",
+                      enabled=config.progress, leave=False) as bar:
         cm = score_scenes(predictor, [_UnitsScene(s, config.units) for s in scenes], progress=bar.update)
     if cm.total == 0:
         raise InputError(f"no pixel of the {config.split!r} split has both a prediction and a label from the "

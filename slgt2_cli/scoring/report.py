@@ -72,6 +72,20 @@ def write_csv(metrics: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def scored(source: dict[str, Any]) -> str:
+    """What a confusion matrix scored, in words: a map against labels, a checkpoint on a split, a validation."""
+    name = lambda key: Path(str(source[key])).name  # noqa: E731
+    if "prediction" in source and "labels" in source:
+        return f"{name('prediction')} against {name('labels')}"
+    if "checkpoint" in source:
+        count = len(source.get("scenes") or [])
+        scenes = "1 scene" if count == 1 else f"{count} scenes"
+        return f"{name('checkpoint')} on the {source.get('split', '?')} split of {name('dataset')} ({scenes})"
+    if "step" in source:
+        return f"{source.get('split', 'val')} split at training step {source['step']}"
+    return "scored pixels"
+
+
 def plot_confusion(metrics: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """A PNG of the row-normalised confusion matrix (colour) with counts, class names on both axes."""
     from matplotlib.figure import Figure  # Agg canvas, no global backend state
@@ -90,7 +104,8 @@ def plot_confusion(metrics: dict[str, Any], path: str | os.PathLike[str]) -> Pat
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (labels)")
     oa = metrics["overall_accuracy"]
-    ax.set_title("Confusion matrix" + ("" if oa is None else f" — OA {100 * oa:.1f} %, mIoU {100 * metrics['miou']:.1f} %"))
+    scores = "" if oa is None else f" — OA {100 * oa:.1f} %, mIoU {100 * metrics['miou']:.1f} %"
+    ax.set_title(f"Confusion matrix{scores}\n{scored(metrics.get('source') or {})}", fontsize=10)
     if k <= 25:
         for i in range(k):
             for j in range(k):

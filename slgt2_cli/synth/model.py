@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CLASSES = [
-    {"value": 1110, "name": "winter wheat", "color": "#e6c619"},
+    {"value": 1110, "name": "winter wheat", "color": "#9a6324"},
     {"value": 1120, "name": "maize", "color": "#f58231"},
     {"value": 1310, "name": "rapeseed", "color": "#ffe119"},
     {"value": 2000, "name": "grassland", "color": "#3cb44b"},

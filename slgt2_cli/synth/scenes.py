@@ -125,7 +125,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: int = 10, seed: int = 0,
                scene_size: int = 192, year: int = 2021, overwrite: bool = False,
-               progress: Callable[[str], None] | None = None) -> SynthResult:
+               progress: Callable[[str], None] | None = None,
+               scene_progress: Callable[[int, int], None] | None = None) -> SynthResult:
     """Write a synthetic dataset: ``scenes`` small scenes of ``scene_size`` px split 60/20/20 into
     train/val/test (one training scene as a per-date directory), ``classes.json``, and a ``size`` px scene in
     ``scene/`` acquired the following year. Deterministic for a given seed."""
@@ -133,13 +134,14 @@ def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: in
     if size < 16 or scene_size < 16:
         raise InputError(f"scene sizes must be at least 16 px (got {size}, {scene_size})")
     if dates < 2:
-        raise InputError(f"--dates must be at least 2 (got {dates})")
+        raise InputError(f"{{dates}} must be at least 2 (got {dates})", options=("dates",))
     if scenes < 3:
-        raise InputError(f"--scenes must be at least 3, one per split (got {scenes})")
+        raise InputError(f"{{scenes}} must be at least 3, one per split (got {scenes})", options=("scenes",))
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError("the output directory is not empty (use --overwrite to replace its contents)", out)
+        raise InputError("the output directory is not empty (use {overwrite} to replace its contents)", out,
+                         options=("overwrite",))
     if overwrite:  # remove what an earlier run wrote, so no stale scenes remain; nothing else is touched
         for name in ("train", "val", "test", "scene"):
             shutil.rmtree(out / name, ignore_errors=True)
@@ -169,7 +171,7 @@ def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: in
     result.scene_image, result.scene_labels = out / "scene" / "image.tif", out / "scene" / "labels.tif"
     write_scene(result.scene_image, result.scene_labels, size=(size, size),
                 dates=acquisition_dates(np.random.default_rng([seed, 10**6, 1]), dates, year + 1), seed=seed,
-                scene_seed=10**6, origin=(460000.0, 5080000.0), margin=0.06)
+                scene_seed=10**6, origin=(460000.0, 5080000.0), margin=0.06, progress=scene_progress)
     _write_json(out / "classes.json", CLASSES)
     _write_json(out / "synth.json", {"size": size, "dates": dates, "scenes": scenes, "seed": seed,
                                      "scene_size": scene_size, "year": year, "splits": result.splits})

@@ -311,6 +311,8 @@ def resolve_config(dataset: Path, out: Path, config_file: Path | None = None, **
         values = _resumed(Path(out), given, overwrite=invocation.get("overwrite", False))
     else:
         values = {**base_values(given.get("preset", "paper"), given.get("recipe", Recipe.SLGT2)), **given}
+        if "val_every" not in given:  # a short run validates (and writes best.pt) at least four times
+            values["val_every"] = max(1, min(values["val_every"], values["iterations"] // 4))
     _check_units(values.get("units"))
     return TrainConfig(dataset=Path(dataset), out=Path(out), **values, **invocation)
 

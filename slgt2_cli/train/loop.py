@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from models import SLGT2Net
 from slgt2_cli.checkpoint.format import (
@@ -29,11 +28,13 @@ from slgt2_cli.checkpoint.format import (
 )
 from slgt2_cli.data.patches import PatchDataset
 from slgt2_cli.errors import DivergedError, InputError
+from slgt2_cli.progress import progress_bar
 from slgt2_cli.infer.predictor import Predictor
 from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.scoring.scenes import score_scenes
 from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig
+from slgt2_cli.train.curves import thin_losses
 from slgt2_cli.train.recipe import class_weights, cross_entropy, initialise, poly_lambda
 from slgt2_cli.train.run_dir import RunWriter
 from slgt2_cli.train.runtime import (
@@ -73,6 +74,8 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
     loss_sum: float = 0.0
     loss_n: int = 0
+    step_losses: list[float] = field(default_factory=list)
+    """Each step's loss since the last validation, for curves.png."""
     saved_step: int | None = None
     """The step last.pt holds (None: not written yet)."""
     seen: int = 0
@@ -229,6 +232,7 @@ def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> floa
     st = run.state
     st.step, st.seen = st.step + 1, st.seen + sum(x.shape[0] for x, _ in micro) * run.d.world
     st.loss_sum, st.loss_n = st.loss_sum + total, st.loss_n + 1
+    st.step_losses.append(total)
     return total
 
 
@@ -272,9 +276,10 @@ def validate_and_save(run: Run, bar: Any) -> bool:
     record = {"step": st.step, "loss": st.loss_sum / max(1, st.loss_n), "lr": run.scheduler.get_last_lr()[0],
               "miou": metrics["miou"] if metrics else None, "mean_f1": metrics["mean_f1"] if metrics else None,
               "overall_accuracy": metrics["overall_accuracy"] if metrics else None,
-              "seconds": elapsed, "samples_per_second": st.seen / max(elapsed, 1e-9)}
+              "seconds": elapsed, "samples_per_second": st.seen / max(elapsed, 1e-9),
+              "step_losses": thin_losses(st.step_losses, st.step)}
     st.history.append(record)
-    st.loss_sum, st.loss_n, st.validated_step = 0.0, 0, st.step
+    st.loss_sum, st.loss_n, st.validated_step, st.step_losses = 0.0, 0, st.step, []
     improved = metrics is not None and miou > st.best
     if improved:
         st.best, st.best_step = miou, st.step
@@ -367,8 +372,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
         if is_main_thread() else {}
-    bar = tqdm(total=config.iterations, initial=run.state.step, disable=not (d.main and config.progress), unit="it",
-               dynamic_ncols=True, desc="train")
+    bar = progress_bar(total=config.iterations, initial=run.state.step, enabled=d.main and config.progress, unit="it",
+                       desc="train")
     try:
         finished = run_steps(run, bar)
     finally:

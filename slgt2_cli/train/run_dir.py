@@ -42,8 +42,8 @@ class RunWriter:
     def check_fresh(self, overwrite: bool) -> None:
         """Refuse to train over an earlier run unless asked to, and an unwritable directory; writes nothing."""
         if (self.dir / "last.pt").exists() and not overwrite:
-            raise InputError("holds an earlier run (use --resume to continue it or --overwrite to start over)",
-                             self.dir)
+            raise InputError("holds an earlier run (use {resume} to continue it or {overwrite} to start over)",
+                             self.dir, options=("resume", "overwrite"))
         existing = next(p for p in (self.dir, *self.dir.absolute().parents) if p.exists())
         if not existing.is_dir():
             raise InputError(f"cannot write the run directory ({existing.name} is a file, not a directory)", self.dir)
@@ -88,27 +88,15 @@ class RunWriter:
     def curves(self, history: list[dict[str, Any]]) -> None:
         if not self.enabled or not history:
             return
-        import matplotlib
+        from slgt2_cli.train.curves import plot_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        steps = [h["step"] for h in history]
-        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-        a.plot(steps, [h["loss"] for h in history], marker="o")
-        a.set(xlabel="step", ylabel="training loss", title="Loss")
-        for key, label in (("miou", "mIoU"), ("mean_f1", "mean F1"), ("overall_accuracy", "overall accuracy")):
-            b.plot(steps, [h[key] if h[key] is not None else float("nan") for h in history], marker="o", label=label)
-        b.set(xlabel="step", ylim=(0, 1), title="Validation")
-        b.legend(loc="lower right")
-        fig.tight_layout()
+        fig = plot_curves(history)
         fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=self.dir)
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=100)
             os.replace(tmp, self.dir / "curves.png")
         finally:
-            plt.close(fig)
             Path(tmp).unlink(missing_ok=True)
 
 
