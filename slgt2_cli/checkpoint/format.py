@@ -43,6 +43,8 @@ class Checkpoint:
     patch_size: int
     stride: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    training_gsd_m: float | None = None
+    """Pixel size (m) of the training scenes; None when unknown (old checkpoints, scenes without a CRS)."""
     training_state: dict[str, Any] | None = None
     source: Path | None = field(default=None, compare=False)
     """The file it was loaded from (named in errors); not stored."""
@@ -75,6 +77,7 @@ class Checkpoint:
             "units": self.units,
             "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride)},
             "provenance": self.provenance,
+            "training_gsd_m": self.training_gsd_m,
             "training_state": self.training_state,
         }
 
@@ -160,6 +163,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             patch_size=int(raw["inference"]["patch_size"]),
             stride=int(raw["inference"]["stride"]),
             provenance=dict(raw.get("provenance") or {}),
+            training_gsd_m=float(raw["training_gsd_m"]) if raw.get("training_gsd_m") is not None else None,
             training_state=raw.get("training_state") if with_training_state else None,
             source=path,
         )

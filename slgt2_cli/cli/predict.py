@@ -24,6 +24,9 @@ def predict(
     tta: Annotated[bool, typer.Option("--tta", help="Average predictions over horizontal and vertical flips (3× compute).")] = False,
     units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection: db, linear, scaled or raw.")] = None,
     blend: Annotated[str, typer.Option("--blend", help="Weight window for overlapping tiles: cosine or gaussian.")] = "cosine",
+    areas: Annotated[Optional[Path], typer.Option("--areas", help="Also write per-class pixel counts and hectares (CSV; JSON for a .json name) here.")] = None,
+    stac: Annotated[bool, typer.Option("--stac", help="Also write a STAC item (<map>.stac.json) beside each map.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse stacks whose pixel size differs from the training one by more than 2× (default: warn).")] = False,
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -34,7 +37,8 @@ def predict(
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
     config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,
-                           probabilities, tta, overwrite, units, blend, progress=not quiet)
+                           probabilities, tta, overwrite, units, blend, progress=not quiet, areas=areas, stac=stac,
+                           strict=strict)
     for r in run_predict(config):
         skipped = r.stats.get("skipped", 0)
         typer.echo(f"{r.output}  ({r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} px/s; "

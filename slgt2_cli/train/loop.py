@@ -25,6 +25,7 @@ from tqdm import tqdm
 from models import SLGT2Net, preset
 from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint, provenance, save_checkpoint
 from slgt2_cli.io.classes import IGNORE_INDEX
+from slgt2_cli.io.pixelsize import training_gsd
 from slgt2_cli.data.datasets import DatasetSpec, PatchDataset, check_labels, open_dataset
 from slgt2_cli.errors import InputError
 from slgt2_cli.infer.predictor import Predictor, resolve_device
@@ -167,10 +168,11 @@ def prepare_run(config: TrainConfig, d: Dist) -> dict[str, Any]:
     train_scenes = spec.scenes("train")
     val_scenes = spec.scenes("val")
     model_config = preset(config.preset, **(config.model or {}))
-    dates, bands, units = [], None, None
+    dates, bands, units, grids = [], None, None, []
     for scene in train_scenes:
         with scene.open(config.units) as stack:
             dates.append(stack.dates)
+            grids.append(stack.grid)
             bands = bands or [p or f"band{i + 1}" for i, p in enumerate(stack.polarisations)]
             units = units or stack.model_units
             if stack.num_channels != len(bands):
@@ -181,7 +183,7 @@ def prepare_run(config: TrainConfig, d: Dist) -> dict[str, Any]:
     norm = compute_normalization([s for s in train_scenes], rule, max_windows_per_stack=config.norm_windows)
     model_config.update(in_chans=len(bands), num_classes=len(spec.classes))
     return dict(spec=spec, train=train_scenes, val=val_scenes, rule=rule, norm=norm, bands=bands, units=units,
-                model_config=model_config)
+                model_config=model_config, gsd=training_gsd(grids))
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -253,6 +255,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
             classes=setup["spec"].classes, normalization=setup["norm"].to_dict(), temporal=setup["rule"].to_dict(),
             bands=setup["bands"], units=setup["units"], patch_size=config.patch_size,
             stride=config.val_stride or max(1, round(config.patch_size * 200 / 224)),
+            training_gsd_m=setup["gsd"],
             provenance=provenance(kind=kind, dataset=str(config.dataset), preset=config.preset, step=step,
                                   seed=config.seed, best_miou=best, best_step=best_step),
             training_state=ts,
