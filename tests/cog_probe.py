@@ -8,7 +8,10 @@ import json
 import sys
 
 from osgeo import gdal
-from osgeo_utils.samples.validate_cloud_optimized_geotiff import ValidateCloudOptimizedGeoTIFFException, validate
+from osgeo_utils.samples.validate_cloud_optimized_geotiff import (
+    ValidateCloudOptimizedGeoTIFFException,
+    validate,
+)
 
 gdal.UseExceptions()
 for path in sys.argv[1:]:

@@ -33,7 +33,7 @@ class CheckpointFacts:
     gsd_m: float | None
 
     @classmethod
-    def of(cls, ck: Checkpoint, path: Path) -> "CheckpointFacts":
+    def of(cls, ck: Checkpoint, path: Path) -> CheckpointFacts:
         return cls(path=path, sha256=file_sha256(path), preset=model_preset(ck.model_config, ck.provenance),
                    gsd_m=ck.training_gsd_m)
 

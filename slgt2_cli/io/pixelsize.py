@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from pyproj import CRS as ProjCRS
 from pyproj import Geod

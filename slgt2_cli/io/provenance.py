@@ -10,9 +10,10 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from slgt2_cli import __version__
 
