@@ -107,8 +107,8 @@ class PixelAreas:
 class AreaTally:
     """Pixels and m² per model class, fed (window, classes) with IGNORE_INDEX (-1) for pixels left out."""
 
-    def __init__(self, grid: Grid, num_classes: int):
-        self.areas = PixelAreas(grid)
+    def __init__(self, grid: Grid, num_classes: int, areas: PixelAreas | None = None):
+        self.areas = areas or PixelAreas(grid)
         self.k = num_classes
         self.pixels = np.zeros(num_classes, dtype=np.int64)
         self.m2 = np.zeros(num_classes, dtype=np.float64)
@@ -161,3 +161,43 @@ class AreaTally:
     def render(self, table: ClassTable, path_suffix: str) -> str:
         """The areas file: JSON for a ``.json`` path, CSV otherwise."""
         return self.to_json(table) if path_suffix.lower() == ".json" else self.to_csv(table)
+
+
+class AreaComparison:
+    """Reference vs mapped area per class over the pixels scored (both a known prediction and a known label)."""
+
+    def __init__(self, grid: Grid, num_classes: int):
+        self.mapped = AreaTally(grid, num_classes)
+        self.reference = AreaTally(grid, num_classes, areas=self.mapped.areas)
+
+    def add(self, window: Window, predicted: np.ndarray, reference: np.ndarray) -> None:
+        """Model classes of the map and of the labels on ``window`` (IGNORE_INDEX = not scored)."""
+        both = (predicted >= 0) & (reference >= 0)
+        self.mapped.add(window, np.where(both, predicted, -1))
+        self.reference.add(window, np.where(both, reference, -1))
+
+    def to_dict(self, table: ClassTable) -> dict[str, Any]:
+        ref_ha, map_ha = self.reference.hectares, self.mapped.hectares
+        rows = []
+        for i, c in enumerate(table.classes):
+            row = {"value": c.value, "name": c.name, "reference_pixels": int(self.reference.pixels[i]),
+                   "mapped_pixels": int(self.mapped.pixels[i])}
+            if ref_ha is not None and map_ha is not None:
+                row.update(reference_hectares=round(float(ref_ha[i]), 4), mapped_hectares=round(float(map_ha[i]), 4),
+                           difference_hectares=round(float(map_ha[i] - ref_ha[i]), 4))
+            rows.append(row)
+        return {"method": self.mapped.areas.method.value, "per_class": rows}
+
+    def format(self, table: ClassTable) -> str:
+        """Terminal table: class, reference and mapped area (ha, or pixels without a CRS), difference."""
+        doc = self.to_dict(table)
+        unit = "pixels" if doc["method"] == AreaMethod.NONE.value else "ha"
+        key = "pixels" if unit == "pixels" else "hectares"
+        width = max(len(c.name) for c in table.classes) + 8
+        lines = [f"Area per class ({doc['method']}, pixels scored in both):",
+                 f"{'class':<{width}} {'reference ' + unit:>16} {'mapped ' + unit:>16} {'mapped - ref':>14}"]
+        for row in doc["per_class"]:
+            ref, mapped = row[f"reference_{key}"], row[f"mapped_{key}"]
+            lines.append(f"{str(row['value']) + ' ' + row['name']:<{width}} {ref:>16,.2f} {mapped:>16,.2f} "
+                         f"{mapped - ref:>+14,.2f}")
+        return "\n".join(lines)
