@@ -4,6 +4,7 @@ Prints JSON: {"valid", "renderer", "entries": [[value, "#rrggbb", label], ...], 
 """
 
 import json
+import os
 import sys
 
 from qgis.core import QgsApplication, QgsRasterLayer
@@ -16,5 +17,5 @@ out = {"valid": layer.isValid(), "renderer": renderer.type() if renderer else No
 if renderer is not None and renderer.type() == "paletted":
     out["entries"] = [[c.value, c.color.name(), c.label] for c in renderer.classes()]
     out["legend"] = [label for label, _ in renderer.legendSymbologyItems()]
-print(json.dumps(out))
-app.exitQgis()
+print(json.dumps(out), flush=True)
+os._exit(0)  # QGIS 3.22 may crash while tearing down a headless application; the answer is out
