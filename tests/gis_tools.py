@@ -27,7 +27,7 @@ def system_python_has(module: str) -> bool:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     env.pop("PYTHONPATH", None)
     try:
-        return subprocess.run([SYSTEM_PYTHON, "-c", f"import {module}"], env=env, capture_output=True,
+        return subprocess.run([SYSTEM_PYTHON, "-c", f"import {module}"], check=False, env=env, capture_output=True,
                               timeout=120).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -36,7 +36,7 @@ def system_python_has(module: str) -> bool:
 def _system_run(script: str, *args: str) -> list[dict]:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     env.pop("PYTHONPATH", None)
-    proc = subprocess.run([SYSTEM_PYTHON, str(HERE / script), *args], env=env, capture_output=True, text=True,
+    proc = subprocess.run([SYSTEM_PYTHON, str(HERE / script), *args], check=False, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
