@@ -33,9 +33,9 @@ def ground_sampling_distance(grid: Grid) -> float | None:
     crs = ProjCRS.from_user_input(grid.crs.to_wkt())
     if crs.is_geographic:
         geod = crs.get_geod() or Geod(ellps="WGS84")
-        lon, lat = t * (grid.width / 2, grid.height / 2)
-        lon1, lat1 = t * (grid.width / 2 + 1, grid.height / 2)
-        lon2, lat2 = t * (grid.width / 2, grid.height / 2 + 1)
+        lon, lat = t @ (grid.width / 2, grid.height / 2)
+        lon1, lat1 = t @ (grid.width / 2 + 1, grid.height / 2)
+        lon2, lat2 = t @ (grid.width / 2, grid.height / 2 + 1)
         dx = geod.inv(lon, lat, lon1, lat1)[2]
         dy = geod.inv(lon, lat, lon2, lat2)[2]
         return float(math.sqrt(dx * dy))

@@ -49,7 +49,7 @@ def _footprint(grid: Grid) -> dict[str, Any]:
     w, h, t = grid.width, grid.height, grid.transform
     ring = [(w * i / 10, 0) for i in range(10)] + [(w, h * i / 10) for i in range(10)] + \
            [(w * (10 - i) / 10, h) for i in range(10)] + [(0, h * (10 - i) / 10) for i in range(10)]
-    coords = [tuple(t * p) for p in ring]
+    coords = [tuple(t @ p) for p in ring]
     geom = {"type": "Polygon", "coordinates": [coords + [coords[0]]]}
     return transform_geom(grid.crs, "EPSG:4326", geom)
 
@@ -81,7 +81,7 @@ def stac_item(map_path: Path, grid: Grid, table: ClassTable, *, dtype: str, noda
     t = grid.transform
     props.update({"proj:epsg": grid.crs.to_epsg(), "proj:wkt2": grid.crs.to_wkt(), "proj:shape": [grid.height, grid.width],
                   "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-                  "proj:bbox": [*(t * (0, grid.height)), *(t * (grid.width, 0))]})
+                  "proj:bbox": [*(t @ (0, grid.height)), *(t @ (grid.width, 0))]})
     props.update({k.lower().replace("slgt2_", "slgt2:"): v for k, v in provenance.items() if k.startswith("SLGT2_")})
     resolution = abs(t.a) if t.b == 0 else None
     assets = {"classes": _asset(map_path, base, type=COG_TYPE, roles=["data"], title="land-cover classes",

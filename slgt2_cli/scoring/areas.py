@@ -69,7 +69,7 @@ class PixelAreas:
         self.method = AreaMethod.PLANAR if planar else AreaMethod.GEODESIC
 
     def _lonlat(self, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = self.grid.transform * (cols, rows)
+        xs, ys = self.grid.transform @ (cols, rows)
         return self._to_lonlat.transform(np.asarray(xs, float), np.asarray(ys, float))
 
     def _areal_scale(self, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
