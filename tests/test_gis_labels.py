@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from raster_helpers import utm_grid
+from raster_helpers import UTM33, utm_grid
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
@@ -19,13 +19,13 @@ from slgt2_cli.io.labels import open_aligned_labels
 VALUES16 = np.array([1110, 1120, 2000, 3100, 3200, 4000, 5000, 6000])
 
 
-def _labels(path, values, dtype, nodata, n=400, res=2.5, crs=CRS.from_epsg(32633), field=8, seed=0):
+def _labels(path, values, dtype, nodata, n=400, res=2.5, field=8, seed=0):
     """Blocky fields (``field`` px) of ``values`` with some nodata, at ``res`` m."""
     rng = np.random.default_rng(seed)
     base = rng.integers(0, len(values), (n // field + 1, n // field + 1))
     data = np.asarray(values)[np.kron(base, np.ones((field, field), int))[:n, :n]]
     data = np.where(rng.random((n, n)) < 0.05, nodata if nodata is not None else values[0], data).astype(dtype)
-    with rasterio.open(path, "w", driver="GTiff", width=n, height=n, count=1, dtype=dtype, crs=crs,
+    with rasterio.open(path, "w", driver="GTiff", width=n, height=n, count=1, dtype=dtype, crs=UTM33,
                        transform=Affine(res, 0, 500000, 0, -res, 5100000), nodata=nodata, tiled=True) as dst:
         dst.write(data, 1)
     return path
