@@ -61,7 +61,8 @@ def _bbox(geom: dict[str, Any]) -> list[float]:
 
 
 def _asset(href: Path, base: Path, **fields: Any) -> dict[str, Any]:
-    return {"href": "./" + Path(os.path.relpath(href, base)).as_posix(), **fields}
+    rel = Path(os.path.relpath(href, base)).as_posix()
+    return {"href": rel if rel.startswith("../") else f"./{rel}", **fields}
 
 
 def stac_item(map_path: Path, grid: Grid, table: ClassTable, *, dtype: str, nodata: int,
