@@ -34,7 +34,7 @@ def _labels(path, values, dtype, nodata, n=400, res=2.5, field=8, seed=0):
 def _align(path, grid, compact: bool, monkeypatch):
     with monkeypatch.context() as m:
         if not compact:
-            m.setattr(labels_module, "distinct_values", lambda src: None)
+            m.setattr(labels_module, "distinct_values", lambda src, window=None: None)
         with open_aligned_labels(path, grid, "majority") as aligned:
             used = aligned._compact is not None
             values, valid = aligned.read(Window(0, 0, grid.width, grid.height))
@@ -76,6 +76,18 @@ def test_more_than_254_values_fall_back_to_the_raw_warp(tmp_path, monkeypatch):
         assert aligned._compact is None
         values, valid = aligned.read()
     assert valid.any() and values[valid].min() >= 1000
+
+
+def test_only_the_labels_under_the_grid_are_scanned(tmp_path):
+    """A national label raster is not read whole: values far from the scene do not count (nor cost)."""
+    path = _labels(tmp_path / "l.tif", VALUES16, "uint16", 0)
+    with rasterio.open(path, "r+") as dst:
+        dst.write(np.full((100, 100), 9999, np.uint16), 1, window=Window(300, 300, 100, 100))
+    small = utm_grid(20, 20, res=10.0, origin=(500000.0, 5100000.0))  # the top-left 80x80 label pixels
+    with open_aligned_labels(path, small, "majority") as aligned:
+        assert aligned._compact is not None and 9999 not in aligned._compact.tolist()
+    with open_aligned_labels(path, TARGETS["coarser utm"], "majority") as aligned:
+        assert 9999 in aligned._compact.tolist()
 
 
 def test_uint8_labels_and_nearest_are_warped_as_they_are(tmp_path):

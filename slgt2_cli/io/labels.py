@@ -12,6 +12,7 @@ back on read: the same pixels, ~30× faster (docs/inference.md, "Label alignment
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -55,7 +56,7 @@ class AlignedLabels:
             return
         _check_overlap(src, grid, path)
         if resampling == "majority" and src.dtypes[0] != "uint8":
-            self._compact = distinct_values(src)
+            self._compact = distinct_values(src, _footprint_window(src, grid))
         if self._compact is not None:
             self._source = rasterio.open(compact_vrt(src, path, self._compact))
             self._reader = WarpedVRT(self._source, crs=grid.crs, transform=grid.transform, width=grid.width,
@@ -94,16 +95,38 @@ class AlignedLabels:
 
 
 
-def distinct_values(src: rasterio.io.DatasetReader, limit: int = MAX_COMPACT_VALUES) -> np.ndarray | None:
-    """Sorted distinct values of an integer band (its nodata excluded), or None past ``limit`` (or not integer)."""
+def _footprint_window(src: rasterio.io.DatasetReader, grid: Grid, margin: int = 4) -> Window:
+    """The part of ``src`` under ``grid`` (plus a margin of target pixels): all a warp onto ``grid`` can read."""
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    left, top = grid.transform @ (-margin, -margin)
+    right, bottom = grid.transform @ (grid.width + margin, grid.height + margin)
+    try:
+        bounds = transform_bounds(grid.crs, src.crs, min(left, right), min(top, bottom), max(left, right),
+                                  max(top, bottom), densify_pts=21)
+        w = from_bounds(*bounds, transform=src.transform)
+        col, row = math.floor(w.col_off), math.floor(w.row_off)
+        window = Window(col, row, math.ceil(w.col_off + w.width) - col, math.ceil(w.row_off + w.height) - row)
+        return window.intersection(Window(0, 0, src.width, src.height))
+    except Exception:  # noqa: BLE001 - odd transforms or no intersection: scan it all
+        return Window(0, 0, src.width, src.height)
+
+
+def distinct_values(src: rasterio.io.DatasetReader, window: Window | None = None,
+                    limit: int = MAX_COMPACT_VALUES) -> np.ndarray | None:
+    """Sorted distinct values of an integer band within ``window`` (default: all of it), nodata excluded; None
+    past ``limit`` values (or for float data). Read in bands of rows, whole blocks at a time."""
     dtype = np.dtype(src.dtypes[0])
     if not np.issubdtype(dtype, np.integer):
         return None
+    window = window or Window(0, 0, src.width, src.height)
+    c0, r0, width, height = (int(v) for v in (window.col_off, window.row_off, window.width, window.height))
     block_rows = src.block_shapes[0][0]
-    rows = max(block_rows, SCAN_PIXELS // max(1, src.width) // block_rows * block_rows)
+    rows = max(block_rows, SCAN_PIXELS // max(1, width) // block_rows * block_rows)
     seen: set[int] = set()
-    for row in range(0, src.height, rows):
-        data = src.read(1, window=Window(0, row, src.width, min(rows, src.height - row)))
+    for row in range(r0, r0 + height, rows):
+        data = src.read(1, window=Window(c0, row, width, min(rows, r0 + height - row)))
         if dtype.itemsize <= 2:
             found = np.flatnonzero(np.bincount((data.astype(np.int64) - np.iinfo(dtype).min).ravel()))
             found = found + np.iinfo(dtype).min
