@@ -91,6 +91,17 @@ def test_stac_item_has_the_documented_structure(run):
     assert 14.99 < lon0 < lon1 < 15.02 and 46.04 < lat0 < lat1 < 46.06
 
 
+def test_areas_and_stac_refused_before_compute(ckpt, tmp_path):
+    stack = write_stack(tmp_path / "s.tif", sar_values(32, 32))
+    base = ["predict", "-q", "--device", "cpu", str(ckpt), str(stack), str(tmp_path / "m.tif")]
+    result = runner.invoke(app, [*base, "--areas", str(tmp_path / "m.qml")])
+    assert result.exit_code == 2 and "--areas must name a file of its own" in result.output
+    (tmp_path / "m.stac.json").write_text("{}")
+    result = runner.invoke(app, [*base, "--stac"])
+    assert result.exit_code == 2 and "m.stac.json: already exists" in result.output
+    assert not (tmp_path / "m.tif").exists()
+
+
 def test_stac_validation_finds_problems(run):
     item = json.loads((run / "map.stac.json").read_text())
     del item["properties"]["proj:epsg"]

@@ -55,6 +55,9 @@ def check_gis_outputs(out: Path, grid: Grid, stack_path: Path, *, areas: Path | 
     """Before any compute: every sidecar of ``out`` can be written; --stac needs a georeferenced stack."""
     if stac and grid.crs is None:
         raise InputError("--stac needs a georeferenced stack (this one has no CRS)", stack_path)
+    if areas is not None and Path(areas).resolve() in {out.resolve(), aux_xml_path(out).resolve(),
+                                                       qml_path(out).resolve(), stac_path(out).resolve()}:
+        raise InputError("--areas must name a file of its own, not the map or one of its sidecars", areas)
     paths = [aux_xml_path(out), qml_path(out)] + ([areas] if areas else []) + ([stac_path(out)] if stac else [])
     for path in paths:
         prepare_output(path, overwrite=overwrite)
