@@ -118,8 +118,12 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
 
 def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path], config: PredictConfig,
                    many: bool) -> None:
-    """Every output: not there already (unless --overwrite), its directory writable, room on its disk."""
-    for stack_path, out in zip(stacks, outputs):
+    """Every output of this rank: not there already (unless --overwrite), its directory writable, room on its disk.
+    (Under torchrun another rank may already have written its own scenes' outputs.)"""
+    rank, world = _rank()
+    for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
+        if i % world != rank:
+            continue
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             grid = stack.grid
         dtype, _ = class_map_dtype(predictor.classes)
