@@ -134,3 +134,22 @@ def test_sidecar_that_cannot_be_written_aborts_the_map(tmp_path, monkeypatch):
     with pytest.raises(ZeroDivisionError):
         w.commit()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_map_that_cannot_be_renamed_takes_its_sidecars_along(tmp_path, monkeypatch):
+    import slgt2_cli.io.geotiff as geotiff
+
+    out = tmp_path / "m.tif"
+    real = geotiff.os.replace
+
+    def replace(src, dst):
+        if Path(dst) == out:
+            raise OSError("disk gone")
+        real(src, dst)
+
+    monkeypatch.setattr(geotiff.os, "replace", replace)
+    w = MapWriter.classes(out, utm_grid(40, 30), TABLE8)
+    w.write_classes(Window(0, 0, 40, 30), np.zeros((30, 40), int))
+    with pytest.raises(OSError):
+        w.commit()
+    assert list(tmp_path.iterdir()) == []

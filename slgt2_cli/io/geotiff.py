@@ -220,6 +220,7 @@ class MapWriter:
         """Build overviews, write the COG and move it onto the output name."""
         if self._done:
             raise RuntimeError("writer already committed or aborted")
+        placed: list[Path] = []
         try:
             factors = overview_factors(self.grid.width, self.grid.height)
             # Overviews by the COG driver itself: the same pixels as gdaladdo on the staging file (checked in
@@ -231,12 +232,14 @@ class MapWriter:
                 rasterio.shutil.copy(self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
                                      BIGTIFF="IF_SAFER", **overviews)
             discard(self._stage)
-            staged = self._stage_sidecars()
-            for path, tmp in staged.items():
+            for path, tmp in self._stage_sidecars().items():
                 os.replace(tmp, path)
+                placed.append(path)
             os.replace(self._final, self.path)
+            placed.clear()
             discard(Path(f"{self._final}.aux.xml"))
         except BaseException:
+            discard(*placed)  # no sidecar without its map
             self.abort()
             raise
         self._done = True
