@@ -137,7 +137,7 @@ def test_sidecar_that_cannot_be_written_aborts_the_map(tmp_path, monkeypatch):
 
 
 def test_map_that_cannot_be_renamed_takes_its_sidecars_along(tmp_path, monkeypatch):
-    import slgt2_cli.io.geotiff as geotiff
+    from slgt2_cli.io import geotiff
 
     out = tmp_path / "m.tif"
     real = geotiff.os.replace
