@@ -75,7 +75,7 @@ def test_sigkill_during_predict_leaves_only_a_temporary_the_next_run_removes(wor
     result = CliRunner().invoke(app, ["predict", "-q", "--device", "cpu", "--tile", "128", "--batch-size", "4",
                                       str(world / "ck.pt"), str(world / "big.tif"), str(out)])
     assert result.exit_code == 0, result.output
-    assert list(out.parent.iterdir()) == [out]
+    assert sorted(out.parent.iterdir()) == [out.with_suffix(".qml"), out, out.with_name("map.tif.aux.xml")]
     with rasterio.open(out) as m:
         assert (m.width, m.height) == (512, 512)
 

@@ -45,6 +45,8 @@ class Checkpoint:
     provenance: dict[str, Any] = field(default_factory=dict)
     blend: str | None = None
     """Default test-time blend of overlapping tiles (``average`` for converted reference checkpoints)."""
+    training_gsd_m: float | None = None
+    """Pixel size (m) of the training scenes; None when unknown (old checkpoints, scenes without a CRS)."""
     training_state: dict[str, Any] | None = None
     source: Path | None = field(default=None, compare=False)
     """The file it was loaded from (named in errors); not stored."""
@@ -85,6 +87,7 @@ class Checkpoint:
             "inference": {"patch_size": int(self.patch_size), "stride": int(self.stride),
                           **({"blend": self.blend} if self.blend else {})},
             "provenance": self.provenance,
+            "training_gsd_m": self.training_gsd_m,
             "training_state": self.training_state,
         }
 
@@ -191,6 +194,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             stride=int(raw["inference"]["stride"]),
             blend=_blend(raw["inference"].get("blend")),
             provenance=dict(raw.get("provenance") or {}),
+            training_gsd_m=float(raw["training_gsd_m"]) if raw.get("training_gsd_m") is not None else None,
             training_state=raw.get("training_state") if with_training_state else None,
             source=path,
         )

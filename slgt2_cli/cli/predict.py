@@ -33,6 +33,9 @@ def predict(
     tta: Annotated[bool, typer.Option("--tta", help="Average predictions over horizontal and vertical flips (3× compute).")] = False,
     units: UnitsOpt = None,
     blend: BlendOpt = None,
+    areas: Annotated[Optional[Path], typer.Option("--areas", metavar="FILE", help="Also write per-class pixel counts and hectares (CSV; JSON for a .json name) here.", show_default="none")] = None,
+    stac: Annotated[bool, typer.Option("--stac", help="Also write a STAC item (<map>.stac.json) beside each map.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse stacks whose pixel size differs from the training one by more than 2× (otherwise a warning).")] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -43,7 +46,8 @@ def predict(
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
     config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,
-                           probabilities, tta, overwrite, as_value(units), as_value(blend), progress=not quiet)
+                           probabilities, tta, overwrite, as_value(units), as_value(blend), progress=not quiet,
+                           areas=areas, stac=stac, strict=strict)
     for r in run_predict(config):
         skipped = r.stats.get("skipped", 0)
         typer.echo(f"{r.output}  ({r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} px/s; "

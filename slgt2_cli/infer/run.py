@@ -20,6 +20,8 @@ from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.stacks import open_stack
 from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
 from slgt2_cli.progress import progress_bar
+from slgt2_cli.infer.gis import CheckpointFacts, add_gis_outputs, check_gis_outputs, map_provenance
+from slgt2_cli.io.pixelsize import check_pixel_size
 
 
 @dataclass
@@ -39,6 +41,12 @@ class PredictConfig:
     blend: str | None = None
     """None: the checkpoint's default (``average`` for converted reference checkpoints, else cosine)."""
     progress: bool = True
+    areas: Path | None = None
+    """Per-class pixels and hectares (CSV, or JSON for a .json name); a directory when there are several stacks."""
+    stac: bool = False
+    """Write a STAC item ``<map>.stac.json`` beside each map."""
+    strict: bool = False
+    """Refuse (instead of warn) when a stack's pixel size differs from the training one by more than 2×."""
 
 
 @dataclass
@@ -95,7 +103,9 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     for stack_path in stacks:  # everything that can fail on input, before any compute
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             predictor.check_stack(stack)
+            check_pixel_size(stack.grid, ck.training_gsd_m, stack_path, config.strict)
     _check_outputs(predictor, stacks, outputs, config, many)
+    facts = CheckpointFacts.of(ck, config.checkpoint)
     rank, world = _rank()
     results = []
     with terminate_as_interrupt("the map being written was removed"):  # SIGTERM cleans up like Ctrl-C
@@ -104,14 +114,18 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
                 continue
             if many:
                 out.parent.mkdir(parents=True, exist_ok=True)
-            results.append(_predict_one(predictor, stack_path, out, config, many))
+            results.append(_predict_one(predictor, stack_path, out, config, many, facts))
     return results
 
 
 def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path], config: PredictConfig,
                    many: bool) -> None:
-    """Every output: not there already (unless --overwrite), its directory writable, room on its disk."""
-    for stack_path, out in zip(stacks, outputs):
+    """Every output of this rank: not there already (unless --overwrite), its directory writable, room on its disk.
+    (Under torchrun another rank may already have written its own scenes' outputs.)"""
+    rank, world = _rank()
+    for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
+        if i % world != rank:
+            continue
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             grid = stack.grid
         dtype, _ = class_map_dtype(predictor.classes)
@@ -122,18 +136,27 @@ def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path]
             if path is not None:
                 prepare_output(path, overwrite=config.overwrite,
                                need_bytes=estimated_cog_bytes(grid, count, dt) + (1 << 20))
+        check_gis_outputs(out, grid, stack_path, areas=_sibling(config.areas, out, ".areas.csv", many),
+                          stac=config.stac, overwrite=config.overwrite)
 
 
-def _predict_one(predictor: Predictor, stack_path: Path, out: Path, config: PredictConfig, many: bool) -> PredictResult:
+def _predict_one(predictor: Predictor, stack_path: Path, out: Path, config: PredictConfig, many: bool,
+                 facts: CheckpointFacts) -> PredictResult:
     start = time.perf_counter()
     with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack, ExitStack() as writers:
         grid = stack.grid
-        maps = writers.enter_context(MapWriter.classes(out, grid, predictor.classes, overwrite=config.overwrite))
+        prov = map_provenance(facts, predictor, stack, predictor.blend)
+        maps = writers.enter_context(MapWriter.classes(out, grid, predictor.classes, overwrite=config.overwrite,
+                                                       tags=prov.tags("classes")))
         conf_path = _sibling(config.confidence, out, ".confidence.tif", many)
         prob_path = _sibling(config.probabilities, out, ".probabilities.tif", many)
-        conf = writers.enter_context(MapWriter.confidence(conf_path, grid, config.overwrite)) if conf_path else None
-        prob = (writers.enter_context(MapWriter.probabilities(prob_path, grid, predictor.classes, config.overwrite))
+        conf = (writers.enter_context(MapWriter.confidence(conf_path, grid, config.overwrite, prov.tags("confidence")))
+                if conf_path else None)
+        prob = (writers.enter_context(MapWriter.probabilities(prob_path, grid, predictor.classes, config.overwrite,
+                                                              prov.tags("probabilities")))
                 if prob_path else None)
+        add_gis_outputs(maps, grid, prov, areas=_sibling(config.areas, out, ".areas.csv", many), stac=config.stac,
+                        confidence=conf_path, probabilities=prob_path)
 
         def sink(window, probs, valid):
             maps.write_classes(window, classes_from_probs(probs, valid))

@@ -5,8 +5,10 @@ output, and on :meth:`MapWriter.commit` builds overviews and copies it to a COG 
 is renamed onto the output name. Until then nothing exists under the output name; an exception, Ctrl-C or
 :meth:`MapWriter.abort` removes the temporaries, and temporaries of killed runs are removed by the next run.
 
-The classified map embeds its class table: a GDAL colour table (uint8/uint16 maps), the band tag
-``CLASS_TABLE`` (JSON list of ``{value, name, color}``) and one ``CLASS_<value>=<name>`` tag per class.
+The classified map embeds its class table: the band tag ``CLASS_TABLE`` (JSON list of ``{value, name, color}``),
+one ``CLASS_<value>=<name>`` tag per class and, for uint8 maps only, a GDAL colour table; its names and colours
+are also written to the sidecars of :mod:`slgt2_cli.io.legend` (``.aux.xml`` attribute table, QGIS ``.qml``).
+Sidecars (:meth:`MapWriter.add_sidecar`) are staged beside the map and renamed into place with it on commit.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ import os
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
@@ -31,6 +32,10 @@ from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.atomic import discard, prepare_output, temp_path
+from slgt2_cli.io.legend import class_colormap, legend_sidecars
+
+SidecarContent = str | Callable[[], str]
+"""A sidecar's text, or a function giving it at commit time (e.g. areas counted while writing)."""
 
 BLOCK = 512
 GDAL_CACHE_MB = 256
@@ -113,6 +118,10 @@ class MapWriter:
         self._stage = temp_path(self.path, ".stage.tif")
         self._final = temp_path(self.path, ".tif")
         self._done = False
+        self.overwrite = overwrite
+        self._sidecars: dict[Path, SidecarContent] = {}
+        self.class_observers: list[Callable[[Window, np.ndarray], None]] = []
+        """Called with (window, model classes) by :meth:`write_classes` (e.g. an area tally)."""
         profile: dict[str, Any] = dict(
             driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype, crs=grid.crs,
             transform=grid.transform, nodata=nodata, tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
@@ -142,31 +151,50 @@ class MapWriter:
 
     # --- convenience constructors -------------------------------------------------------------------------
     @classmethod
-    def classes(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False) -> "MapWriter":
-        """A classified map: pixel values are the table's label values, nodata outside them."""
+    def classes(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False,
+                tags: dict[str, str] | None = None) -> "MapWriter":
+        """A classified map: pixel values are the table's label values, nodata outside them; with its legend
+        sidecars (``.aux.xml``, ``.qml``). ``tags``: dataset metadata (provenance)."""
         dtype, nodata = class_map_dtype(table)
-        colormap = None
-        if dtype in ("uint8", "uint16"):
-            colormap = {int(v): (int(r), int(g), int(b), 255) for v, (r, g, b) in zip(table.values, table.rgb())}
-            colormap[int(nodata)] = (0, 0, 0, 0)
         band_tags = {"CLASS_TABLE": json.dumps(table.to_list())}
         band_tags.update({f"CLASS_{c.value}": c.name for c in table.classes})
-        return cls(path, grid, dtype=dtype, nodata=nodata, overwrite=overwrite, colormap=colormap,
-                   descriptions=["class"], band_tags=band_tags, table=table)
+        writer = cls(path, grid, dtype=dtype, nodata=nodata, overwrite=overwrite,
+                     colormap=class_colormap(table, dtype, nodata), descriptions=["class"], band_tags=band_tags,
+                     tags=tags, table=table)
+        try:
+            for sidecar, text in legend_sidecars(path, table, dtype).items():
+                writer.add_sidecar(sidecar, text)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer
 
     @classmethod
-    def confidence(cls, path: str | os.PathLike[str], grid: Grid, overwrite: bool = False) -> "MapWriter":
+    def confidence(cls, path: str | os.PathLike[str], grid: Grid, overwrite: bool = False,
+                   tags: dict[str, str] | None = None) -> "MapWriter":
         """Confidence map: uint8 round(max probability × 255), 0 = no data (see :func:`confidence_bytes`)."""
         return cls(path, grid, dtype="uint8", nodata=CONFIDENCE_NODATA, overwrite=overwrite, descriptions=["confidence"],
-                   scale=1 / 255, overview_resampling="average")
+                   scale=1 / 255, overview_resampling="average", tags=tags)
 
     @classmethod
-    def probabilities(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False) -> "MapWriter":
+    def probabilities(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False,
+                      tags: dict[str, str] | None = None) -> "MapWriter":
         """Per-class probabilities: one uint8 band per class (see :func:`probability_bytes`)."""
         return cls(path, grid, dtype="uint8", nodata=PROBABILITY_NODATA, count=len(table), overwrite=overwrite,
                    descriptions=[f"p({c.value}: {c.name})" for c in table.classes],
                    band_tags={"CLASS_TABLE": json.dumps(table.to_list())}, scale=1 / PROBABILITY_SCALE,
-                   overview_resampling="average")
+                   overview_resampling="average", tags=tags)
+
+    def add_sidecar(self, path: str | os.PathLike[str], content: SidecarContent) -> Path:
+        """A file written with the map: checked now (exists without overwrite -> InputError), renamed into place
+        on :meth:`commit` just before the map, removed with it on failure."""
+        path = prepare_output(path, overwrite=self.overwrite)
+        self._sidecars[path] = content
+        return path
+
+    @property
+    def sidecars(self) -> list[Path]:
+        return list(self._sidecars)
 
     # --- writing ------------------------------------------------------------------------------------------
     @property
@@ -194,25 +222,33 @@ class MapWriter:
         invalid = classes == IGNORE_INDEX
         labels = self.table.decode(np.where(invalid, 0, classes))
         self.write(window, np.where(invalid, self.nodata, labels))
+        for observe in self.class_observers:
+            observe(window, classes)
 
     def commit(self) -> Path:
         """Build overviews, write the COG and move it onto the output name."""
         if self._done:
             raise RuntimeError("writer already committed or aborted")
+        placed: list[Path] = []
         try:
             factors = overview_factors(self.grid.width, self.grid.height)
+            # Overviews by the COG driver itself: the same pixels as gdaladdo on the staging file (checked in
+            # tests/test_gis_cog.py), in one pass instead of two (6000² uint16: 2.3 s instead of 3.8 s).
+            overviews = {"OVERVIEWS": "AUTO", "OVERVIEW_COUNT": len(factors),
+                         "OVERVIEW_RESAMPLING": self.overview_resampling.upper()} if factors else {"OVERVIEWS": "NONE"}
             with gdal_cache(GDAL_CACHE_MB):
                 self._dst.close()
-                if factors:  # reopened so GDAL sees the colour table (else it warns about palette bands)
-                    with rasterio.open(self._stage, "r+") as dst:
-                        dst.build_overviews(factors, Resampling[self.overview_resampling])
-                rasterio.shutil.copy(
-                    self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
-                    OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE", BIGTIFF="IF_SAFER",
-                )
+                rasterio.shutil.copy(self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
+                                     BIGTIFF="IF_SAFER", **overviews)
             discard(self._stage)
+            for path, tmp in self._stage_sidecars().items():
+                os.replace(tmp, path)
+                placed.append(path)
             os.replace(self._final, self.path)
+            placed.clear()
+            discard(Path(f"{self._final}.aux.xml"))
         except BaseException:
+            discard(*placed)  # no sidecar without its map
             self.abort()
             raise
         self._done = True
@@ -226,7 +262,18 @@ class MapWriter:
                 self._dst.close()
         except Exception:  # noqa: BLE001 - cleanup must go on
             pass
-        discard(self._stage, Path(f"{self._stage}.ovr"), self._final)
+        discard(self._stage, Path(f"{self._stage}.ovr"), Path(f"{self._stage}.aux.xml"), self._final,
+                Path(f"{self._final}.ovr.tmp"),
+                Path(f"{self._final}.aux.xml"), *(temp_path(p, ".sidecar") for p in self._sidecars))
+
+    def _stage_sidecars(self) -> dict[Path, Path]:
+        """Write every sidecar to its temporary; {final path: temporary}."""
+        staged = {}
+        for path, content in self._sidecars.items():
+            tmp = temp_path(path, ".sidecar")
+            tmp.write_text(content() if callable(content) else content, encoding="utf-8")
+            staged[path] = tmp
+        return staged
 
     def __enter__(self) -> "MapWriter":
         return self

@@ -21,6 +21,7 @@ from slgt2_cli.errors import InputError
 from slgt2_cli.io.geotiff import gdal_cache, read_class_table
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
+from slgt2_cli.scoring.areas import AreaComparison
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.io.atomic import prepare_output
 from slgt2_cli.scoring.report import format_table, plot_confusion, write_csv, write_json
@@ -104,11 +105,13 @@ def _open_prediction(path: Path) -> rasterio.io.DatasetReader:
 
 
 def score_map(
-    prediction: Path, labels: Path, table: ClassTable, resampling: str = "nearest", chunk_pixels: int = CHUNK_PIXELS
+    prediction: Path, labels: Path, table: ClassTable, resampling: str = "nearest", chunk_pixels: int = CHUNK_PIXELS,
+    areas: AreaComparison | None = None,
 ) -> tuple[ConfusionMatrix, list[str]]:
     """Confusion matrix of a classified map against labels aligned onto its grid, plus notes for the user.
 
     Left out: prediction nodata, label nodata, and values of either that are not in the class table.
+    ``areas``: also tallies reference and mapped area per class over the scored pixels.
     """
     cm = ConfusionMatrix(len(table))
     census = LabelCensus(table)
@@ -127,7 +130,10 @@ def score_map(
                 known = pred != IGNORE_INDEX
                 foreign += int((~known if valid is None else (valid & ~known)).sum())
                 label_values, label_valid = aligned.read(window)
-                cm.update(pred, census.add(label_values, label_valid))
+                reference = census.add(label_values, label_valid)
+                cm.update(pred, reference)
+                if areas is not None:
+                    areas.add(window, pred, reference)
     notes = []
     if foreign:
         notes.append(f"{foreign:,} predicted pixels have values outside the class table and were left out")
@@ -149,11 +155,15 @@ def report(
     plot_path: Path | None = None,
     notes: Sequence[str] = (),
     source: dict[str, Any] | None = None,
+    areas: AreaComparison | None = None,
 ) -> Evaluation:
-    """Scores of ``cm`` as text, written to whichever of the JSON / CSV / PNG paths are given (atomically)."""
+    """Scores of ``cm`` as text, written to whichever of the JSON / CSV / PNG paths are given (atomically);
+    with ``areas``, the reference vs mapped area per class too (JSON key ``areas``)."""
     metrics = compute_metrics(cm, table)
     if source:
         metrics["source"] = source
+    if areas is not None:
+        metrics["areas"] = areas.to_dict(table)
     if notes:
         metrics["notes"] = list(notes)
     written = []
@@ -164,6 +174,8 @@ def report(
     if plot_path is not None:
         written.append(plot_confusion(metrics, plot_path))
     text = format_table(metrics, notes)
+    if areas is not None:
+        text += "\n\n" + areas.format(table)
     if written:
         text += "\n\n" + "\n".join(f"wrote {p}" for p in written)
     return Evaluation(metrics, text)
@@ -183,9 +195,11 @@ def evaluate_maps(config: EvaluateConfig) -> Evaluation:
     """Score ``config.prediction`` against ``config.labels`` and write the requested reports."""
     _check_report_paths(config.json_path, config.csv_path, config.plot_path)
     table = resolve_class_table(config.classes, config.prediction)
-    cm, notes = score_map(config.prediction, config.labels, table, config.resampling)
+    with _open_prediction(Path(config.prediction)) as src:
+        areas = AreaComparison(Grid.of(src), len(table))
+    cm, notes = score_map(config.prediction, config.labels, table, config.resampling, areas=areas)
     source = {"prediction": str(config.prediction), "labels": str(config.labels), "resampling": config.resampling}
-    return report(cm, table, config.json_path, config.csv_path, config.plot_path, notes, source)
+    return report(cm, table, config.json_path, config.csv_path, config.plot_path, notes, source, areas)
 
 
 def _check_same_classes(checkpoint: ClassTable, dataset: ClassTable, ck_path: Path, dataset_path: Path) -> None:

@@ -193,7 +193,7 @@ def make_checkpoint(run: Run, kind: str, with_state: bool) -> Checkpoint:
     return Checkpoint(
         model_config=dict(s.model_config), state_dict={k: v.detach().cpu() for k, v in run.model.state_dict().items()},
         classes=s.spec.classes, normalization=s.norm, temporal=s.rule, bands=list(s.bands), units=s.units,
-        patch_size=c.patch_size, stride=s.stride,
+        patch_size=c.patch_size, stride=s.stride, training_gsd_m=s.gsd,
         provenance=provenance(kind=kind, dataset=str(c.dataset), preset=c.preset, recipe=c.recipe.value,
                               step=st.step, seed=c.seed, best_miou=st.best, best_step=st.best_step),
         training_state=ts,

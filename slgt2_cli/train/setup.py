@@ -23,6 +23,7 @@ from slgt2_cli.data.normalization import (
 )
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.pixelsize import training_gsd
 from slgt2_cli.train.config import NormSource, TrainConfig, scale_range_for
 
 
@@ -62,6 +63,8 @@ class RunSetup:
     model_config: Mapping[str, Any]
     scale_range: tuple[float, float]
     stride: int
+    gsd: float | None = None
+    """Pixel size (m) of the training scenes (median), None when none is georeferenced."""
 
     def record(self) -> dict[str, Any]:
         """config.yaml's ``resolved`` section: what the configuration resolved to for this dataset."""
@@ -80,7 +83,7 @@ def prepare_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunSet
     spec = open_dataset(config.dataset, val_fraction=config.val_fraction)
     train = tuple(BoundScene(s, config.units) for s in spec.scenes("train"))
     val = tuple(BoundScene(s, config.units) for s in spec.scenes("val"))
-    dates, bands, units = _survey(train)
+    dates, bands, units, gsd = _survey(train)
     model_config = dict(resume.model_config) if resume else _model_config(config, len(bands), len(spec.classes))
     rule = resume.temporal if resume else TemporalRule.fit(dates, length=model_config["temporal_length"],
                                                            mode=config.temporal_mode)
@@ -95,26 +98,29 @@ def prepare_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunSet
         norm = _normalization(config, spec.kind, train, rule, units)
     setup = RunSetup(spec=spec, train=train, val=val, rule=rule, norm=norm, bands=tuple(bands), units=units,
                      model_config=model_config, scale_range=scale_range_for(config, spec.kind),
-                     stride=config.val_stride or default_stride(config.patch_size))
+                     stride=config.val_stride or default_stride(config.patch_size),
+                     gsd=resume.training_gsd_m if resume else gsd)
     if resume is not None:
         check_same_data(setup, resume)
     return setup
 
 
-def _survey(scenes: tuple[BoundScene, ...]) -> tuple[list[Any], list[str], str]:
-    """Dates of each training stack, the band names and the model units (the first stack's)."""
+def _survey(scenes: tuple[BoundScene, ...]) -> tuple[list[Any], list[str], str, float | None]:
+    """Dates of each training stack, the band names, the model units (the first stack's) and the pixel size."""
     dates: list[Any] = []
+    grids: list[Any] = []
     bands: list[str] = []
     units = ""
     for scene in scenes:
         with scene.open() as stack:
             dates.append(stack.dates)
+            grids.append(stack.grid)
             bands = bands or [p or f"band{i + 1}" for i, p in enumerate(stack.polarisations)]
             units = units or stack.model_units
             if stack.num_channels != len(bands):
                 raise InputError(f"has {stack.num_channels} channels, other training stacks have {len(bands)}",
                                  scene.image)
-    return dates, bands, units
+    return dates, bands, units, training_gsd(grids)
 
 
 def check_scene(scene: BoundScene, rule: TemporalRule, channels: int) -> None:
