@@ -9,6 +9,7 @@ from typing import Any
 from slgt2_cli.checkpoint.format import Checkpoint, provenance, save_checkpoint
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.data.datasets import MTS12_CLASSES
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
@@ -42,8 +43,9 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
 
     if not config.reference.exists():
         raise InputError("reference checkpoint not found", config.reference)
-    if config.output.exists() and not config.overwrite:
-        raise InputError("output exists (use --overwrite to replace it)", config.output)
+    check_distinct([("converted checkpoint", config.output)],
+                   [("reference checkpoint", config.reference), ("class table", config.classes)])
+    prepare_output(config.output, overwrite=config.overwrite)
     try:
         model = from_reference_checkpoint(config.reference, **config.reference_options)
     except ReferenceCheckpointError as exc:

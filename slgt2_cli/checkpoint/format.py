@@ -9,9 +9,7 @@ Only plain types and tensors are stored, so loading never unpickles code (``weig
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from torch.torch_version import TorchVersion
 from slgt2_cli import __version__
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.atomic import atomic_output
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
 
@@ -100,19 +99,10 @@ def provenance(**extra: Any) -> dict[str, Any]:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` to ``path`` so that ``path`` is always either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``obj`` to ``path`` so that ``path`` is always either the old file or the complete new one
+    (:func:`~slgt2_cli.io.atomic.atomic_output`: mode 0644 under the usual umask, full disk -> InputError)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from slgt2_cli.io.atomic import atomic_output
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.stacks import open_stack
 
@@ -72,13 +71,9 @@ def write_quicklook(map_path: Path, stack_path: Path, out_png: Path, classes: Cl
     handles = [Patch(color=rgb[i], label=f"{c.value} {c.name}") for i, c in enumerate(classes.classes)]
     b.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.name}.", suffix=".png", dir=out_png.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, out_png)
+        with atomic_output(out_png) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return out_png

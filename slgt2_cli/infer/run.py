@@ -16,7 +16,7 @@ from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.io.geotiff import (MapWriter, class_map_dtype, confidence_bytes, estimated_cog_bytes, gdal_cache,
                                probability_bytes)
 from slgt2_cli.infer.predictor import Predictor, classes_from_probs, io_cache_mb, output_paths, resolve_device
-from slgt2_cli.io.atomic import prepare_output
+from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.io.stacks import open_stack
 from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
 
@@ -93,8 +93,8 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     for stack_path in stacks:  # everything that can fail on input, before any compute
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             predictor.check_stack(stack)
-    _check_outputs(predictor, stacks, outputs, config, many)
     rank, world = _rank()
+    _check_outputs(predictor, stacks, outputs, config, many, rank, world)
     results = []
     with terminate_as_interrupt("the map being written was removed"):  # SIGTERM cleans up like Ctrl-C
         for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
@@ -106,10 +106,25 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     return results
 
 
+def _output_roles(outputs: list[Path], config: PredictConfig, many: bool) -> list[tuple[str, Path | None]]:
+    """Every file predict would write, with what it is (for messages)."""
+    roles: list[tuple[str, Path | None]] = []
+    for out in outputs:
+        roles += [("map", out), ("confidence map", _sibling(config.confidence, out, ".confidence.tif", many)),
+                  ("probability map", _sibling(config.probabilities, out, ".probabilities.tif", many))]
+    return roles
+
+
 def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path], config: PredictConfig,
-                   many: bool) -> None:
-    """Every output: not there already (unless --overwrite), its directory writable, room on its disk."""
-    for stack_path, out in zip(stacks, outputs):
+                   many: bool, rank: int = 0, world: int = 1) -> None:
+    """No output is an input or another output (whatever --overwrite says); then each of this rank's outputs
+    (under torchrun a rank checks only its own, which no other rank writes): not there already (unless
+    --overwrite), its directory writable, room on its disk."""
+    check_distinct(_output_roles(outputs, config, many),
+                   [("checkpoint", config.checkpoint)] + [("image stack", s) for s in stacks])
+    for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
+        if i % world != rank:
+            continue
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             grid = stack.grid
         dtype, _ = class_map_dtype(predictor.classes)

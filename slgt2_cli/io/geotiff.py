@@ -15,21 +15,23 @@ import itertools
 import json
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.grid import Grid
-from slgt2_cli.io.atomic import discard, prepare_output, temp_path
+from slgt2_cli.io.atomic import discard, prepare_output, publish, temp_path, write_error, writing
 
 BLOCK = 512
 GDAL_CACHE_MB = 256
@@ -115,7 +117,7 @@ class MapWriter:
             self._dst = rasterio.open(self._stage, "w", **profile)
         except (RasterioIOError, OSError) as exc:
             discard(self._stage)
-            raise InputError(f"cannot write the map ({exc})", self.path) from None
+            raise write_error(exc, self.path) or InputError(f"cannot write the map ({exc})", self.path) from None
         try:
             if colormap:
                 self._dst.write_colormap(1, colormap)
@@ -175,7 +177,8 @@ class MapWriter:
             data = data[None]
         if data.shape[0] != self.count:
             raise ValueError(f"expected {self.count} bands, got {data.shape[0]}")
-        self._dst.write(data.astype(self.dtype, copy=False), window=window)
+        with writing(self.path), gdal_errors_as_oserror():
+            self._dst.write(data.astype(self.dtype, copy=False), window=window)
 
     def write_classes(self, window: Window, classes: np.ndarray) -> None:
         """Write model classes (IGNORE_INDEX = no data) as label values; for :meth:`classes` writers."""
@@ -192,7 +195,7 @@ class MapWriter:
             raise RuntimeError("writer already committed or aborted")
         try:
             factors = overview_factors(self.grid.width, self.grid.height)
-            with gdal_cache(GDAL_CACHE_MB):
+            with writing(self.path), gdal_errors_as_oserror(), gdal_cache(GDAL_CACHE_MB):
                 self._dst.close()
                 if factors:  # reopened so GDAL sees the colour table (else it warns about palette bands)
                     with rasterio.open(self._stage, "r+") as dst:
@@ -201,8 +204,8 @@ class MapWriter:
                     self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
                     OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE", BIGTIFF="IF_SAFER",
                 )
-            discard(self._stage)
-            os.replace(self._final, self.path)
+            discard(self._stage, Path(f"{self._stage}.ovr"))
+            publish(self._final, self.path, verify=verify_raster)  # never replaces a good map with a broken one
         except BaseException:
             self.abort()
             raise
@@ -227,6 +230,36 @@ class MapWriter:
             self.abort()
         elif not self._done:
             self.commit()
+
+
+@contextmanager
+def gdal_errors_as_oserror() -> Iterator[None]:
+    """GDAL errors inside the block become OSError, so :func:`~slgt2_cli.io.atomic.writing` can tell a full disk
+    or an unwritable file from a bug."""
+    try:
+        yield
+    except (CPLE_BaseError, RasterioError) as exc:
+        if isinstance(exc, OSError):
+            raise
+        raise OSError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def verify_raster(path: str | os.PathLike[str]) -> None:
+    """Read back the first and last block of every band and the smallest overview: OSError if any is unreadable
+    (a write that failed silently, e.g. on a full disk, leaves a truncated file)."""
+    try:
+        with rasterio.open(path) as src:
+            bh, bw = src.block_shapes[0]
+            src.read(window=Window(0, 0, min(bw, src.width), min(bh, src.height)))
+            row, col = (src.height - 1) // bh * bh, (src.width - 1) // bw * bw
+            src.read(window=Window(col, row, src.width - col, src.height - row))
+            levels = len(src.overviews(1))
+        if levels:
+            with rasterio.open(path, overview_level=levels - 1) as ov:
+                ov.read()
+    except (CPLE_BaseError, RasterioError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OSError(f"the written file cannot be read back: {text}") from exc
 
 
 def confidence_bytes(probs: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

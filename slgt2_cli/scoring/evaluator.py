@@ -7,7 +7,6 @@ matrix (from maps, or from a predictor scoring a dataset split) into the termina
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -22,7 +21,7 @@ from slgt2_cli.io.geotiff import gdal_cache, read_class_table
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
-from slgt2_cli.io.atomic import prepare_output
+from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.scoring.report import format_table, plot_confusion, write_csv, write_json
 from slgt2_cli.io.stacks import RASTER_ERRORS, _reason, open_raster
 
@@ -167,18 +166,22 @@ def report(
     return Evaluation(metrics, text)
 
 
-def _check_report_paths(*paths: Path | None) -> None:
-    """Distinct, writable report files, checked before the (possibly long) scoring."""
-    outputs = [p for p in paths if p is not None]
-    if len(set(map(os.path.abspath, outputs))) != len(outputs):
-        raise InputError("--json, --csv and --plot must name different files")
-    for path in outputs:
-        prepare_output(path, overwrite=True)
+def _check_report_paths(json_path: Path | None, csv_path: Path | None, plot_path: Path | None,
+                        inputs: Sequence[tuple[str, Path | None]] = ()) -> None:
+    """Report files distinct from each other and from every input, and writable; checked before the (possibly
+    long) scoring. An existing report is replaced, an input never."""
+    check_distinct([("JSON report", json_path), ("CSV report", csv_path), ("confusion-matrix plot", plot_path)],
+                   inputs)
+    for path in (json_path, csv_path, plot_path):
+        if path is not None:
+            prepare_output(path, overwrite=True)
 
 
 def evaluate_maps(config: EvaluateConfig) -> Evaluation:
     """Score ``config.prediction`` against ``config.labels`` and write the requested reports."""
-    _check_report_paths(config.json_path, config.csv_path, config.plot_path)
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path,
+                        [("prediction", config.prediction), ("label raster", config.labels),
+                         ("class table", config.classes)])
     table = resolve_class_table(config.classes, config.prediction)
     cm, notes = score_map(config.prediction, config.labels, table, config.resampling)
     source = {"prediction": str(config.prediction), "labels": str(config.labels), "resampling": config.resampling}
@@ -210,7 +213,9 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     from slgt2_cli.scoring.scenes import score_scenes
     from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
 
-    _check_report_paths(config.json_path, config.csv_path, config.plot_path)
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path,
+                        [("checkpoint", config.checkpoint),
+                         ("dataset", config.dataset if not config.dataset.is_dir() else None)])
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
     ck = load_checkpoint(config.checkpoint)
@@ -220,6 +225,7 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
         have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"
         raise InputError(f"the dataset has no {config.split!r} split (it has: {have})", config.dataset)
     _check_same_classes(ck.classes, spec.classes, config.checkpoint, config.dataset)
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path, _dataset_inputs(spec, scenes))
     tile = config.tile or ck.patch_size
     if config.stride is not None:
         check_tile_stride(tile, config.stride)
@@ -244,6 +250,15 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     source = {"checkpoint": str(config.checkpoint), "dataset": str(config.dataset), "split": config.split,
               "scenes": [s.id for s in scenes], "tile": predictor.tile, "stride": predictor.stride}
     return report(cm, ck.classes, config.json_path, config.csv_path, config.plot_path, notes, source)
+
+
+def _dataset_inputs(spec: Any, scenes: Sequence[Any]) -> list[tuple[str, Path | None]]:
+    """The dataset files a report must not overwrite: the class table, and the split's images and labels."""
+    root = Path(spec.root)
+    files: list[tuple[str, Path | None]] = [("class table", root / "classes.json" if root.is_dir() else root)]
+    for scene in scenes:
+        files += [("image stack", scene.image), ("label raster", scene.labels)]
+    return files
 
 
 @dataclass(frozen=True)

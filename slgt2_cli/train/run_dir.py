@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +10,11 @@ import yaml
 
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.atomic import atomic_output, write_text
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 class RunWriter:
@@ -94,14 +86,11 @@ class RunWriter:
         b.set(xlabel="step", ylim=(0, 1), title="Validation")
         b.legend(loc="lower right")
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=self.dir)
-        os.close(fd)
         try:
-            fig.savefig(tmp, dpi=100)
-            os.replace(tmp, self.dir / "curves.png")
+            with atomic_output(self.dir / "curves.png") as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
         finally:
             plt.close(fig)
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _plain(obj: Any) -> Any:
