@@ -8,7 +8,7 @@ from typing import Any
 
 from slgt2_cli.checkpoint.format import Checkpoint, provenance, save_checkpoint
 from slgt2_cli.io.classes import ClassTable
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.data.datasets import MTS12_CLASSES
 from slgt2_cli.data.normalization import Normalization
@@ -76,5 +76,6 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
         provenance=provenance(kind="converted-reference", source=str(config.reference),
                               reference_options={k: v for k, v in config.reference_options.items()}),
     )
-    save_checkpoint(ck, config.output)
+    with terminate_as_interrupt("the checkpoint being written was removed"):
+        save_checkpoint(ck, config.output)
     return ck

@@ -7,16 +7,17 @@ matrix (from maps, or from a predictor scoring a dataset split) into the termina
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable, LabelCensus
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.io.geotiff import gdal_cache, read_class_table
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
@@ -177,6 +178,18 @@ def _check_report_paths(json_path: Path | None, csv_path: Path | None, plot_path
             prepare_output(path, overwrite=True)
 
 
+def _sigterm_as_interrupt(func: Callable[..., Evaluation]) -> Callable[..., Evaluation]:
+    """Run ``func`` with SIGTERM stopping it like Ctrl-C (exit 130, report temporaries removed)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Evaluation:
+        with terminate_as_interrupt("no report was written"):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_sigterm_as_interrupt
 def evaluate_maps(config: EvaluateConfig) -> Evaluation:
     """Score ``config.prediction`` against ``config.labels`` and write the requested reports."""
     _check_report_paths(config.json_path, config.csv_path, config.plot_path,
@@ -202,6 +215,7 @@ def _check_same_classes(checkpoint: ClassTable, dataset: ClassTable, ck_path: Pa
                      f"({'; '.join(parts)})", dataset_path)
 
 
+@_sigterm_as_interrupt
 def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     """Predict every scene of a dataset split with :func:`score_scenes` (the tiled inference of ``predict``) and
     score the whole split at once; every input is checked before any compute."""

@@ -26,7 +26,7 @@ from models import SLGT2Net, preset
 from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint, provenance, save_checkpoint
 from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.data.datasets import DatasetSpec, PatchDataset, check_labels, open_dataset
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.infer.predictor import Predictor, resolve_device
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.data.normalization import Normalization, compute_normalization
@@ -34,6 +34,7 @@ from slgt2_cli.scoring.scenes import score_scenes
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.train.config import TrainConfig
 from slgt2_cli.train.run_dir import RunWriter
+from slgt2_cli.train.space import check_checkpoint_space
 
 
 class TrainingError(InputError):
@@ -188,7 +189,8 @@ def train(config: TrainConfig) -> TrainResult:
     """Run (or resume) a training run into ``config.out``."""
     d, device = init_distributed(config.device)
     try:
-        return _train(config, d, device)
+        with terminate_as_interrupt("training stopped outside its steps; files already written are kept"):
+            return _train(config, d, device)
     finally:
         if d.active and dist.is_initialized():
             dist.destroy_process_group()
@@ -214,6 +216,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     run.write_config(config, setup)
 
     model = SLGT2Net(**setup["model_config"]).to(device)
+    if d.main:
+        check_checkpoint_space(config.out, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power, config.warmup))
     weights = class_weights(config, setup["spec"])
