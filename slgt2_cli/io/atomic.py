@@ -25,6 +25,7 @@ _PARTIAL = ".partial-"
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DISK_FULL_TEXT = re.compile(r"no space left|disk space|disk full|quota exceeded|file too large", re.I)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+_IN_THE_WAY = (errno.ENOTDIR, errno.EEXIST)
 
 
 def temp_path(path: str | os.PathLike[str], suffix: str = "") -> Path:
@@ -76,7 +77,9 @@ def prepare_output(path: str | os.PathLike[str], overwrite: bool = False, need_b
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create the output directory ({exc.strerror})", parent) from None
+        why = "a file of that name is in the way" if exc.errno in _IN_THE_WAY else exc.strerror
+        raise InputError(f"cannot create the output directory ({why}); choose another output location",
+                         parent) from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError("output directory is not writable", parent)
     remove_stale_temporaries(path)
@@ -129,11 +132,12 @@ def write_error(exc: BaseException, path: str | os.PathLike[str]) -> InputError 
     if is_disk_full(exc) or (isinstance(exc, OSError) and _nearly_full(path)):
         return InputError("disk full while writing; nothing was replaced (free some space or write elsewhere, "
                           "then run again)", path)
-    if isinstance(exc, OSError) and exc.errno in _DENIED:
-        return InputError(f"cannot write ({exc.strerror}); choose a writable location", path)
+    if isinstance(exc, OSError) and exc.errno in _DENIED + _IN_THE_WAY:
+        in_the_way = ": a file stands where a directory should be" if exc.errno in _IN_THE_WAY else ""
+        return InputError(f"cannot write ({exc.strerror}{in_the_way}); choose a writable location", path)
     if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, IsADirectoryError)):
         reason = (exc.strerror or str(exc) or type(exc).__name__).splitlines()[0]
-        return InputError(f"cannot write ({reason}); nothing was replaced", path)
+        return InputError(f"cannot write ({reason}); nothing was replaced (check the disk, then run again)", path)
     if type(exc).__name__.startswith("CPLE_") and re.search(r"permission denied|read-only", str(exc), re.I):
         return InputError("cannot write (permission denied); choose a writable location", path)
     return None
