@@ -10,7 +10,7 @@ import yaml
 
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.io.atomic import atomic_output, write_text
+from slgt2_cli.io.atomic import atomic_output, write_text, writing
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -58,7 +58,7 @@ class RunWriter:
 
     def log(self, record: dict[str, Any]) -> None:
         if self.enabled:
-            with open(self.dir / "metrics.jsonl", "a") as f:
+            with writing(self.dir / "metrics.jsonl"), open(self.dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
     def best_report(self, cm: Any, classes: ClassTable, step: int) -> None:
