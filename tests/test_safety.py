@@ -238,6 +238,18 @@ def test_predict_on_a_really_full_disk(ck, small_tmpfs, tmp_path, monkeypatch):
     assert partials(small_tmpfs) == []
 
 
+def test_checkpoint_on_a_really_full_disk(ck, small_tmpfs):
+    """torch's zip writer reports ENOSPC as a RuntimeError: still 'disk full', the old file kept."""
+    from slgt2_cli.checkpoint.format import load_checkpoint, save_checkpoint
+
+    target = small_tmpfs / "last.pt"
+    target.write_bytes(b"the last good checkpoint")
+    with pytest.raises(InputError, match="disk full while writing") as info:
+        save_checkpoint(load_checkpoint(ck), target)
+    assert str(target) in str(info.value)
+    assert target.read_bytes() == b"the last good checkpoint" and partials(small_tmpfs) == []
+
+
 def test_synth_on_a_really_full_disk(small_tmpfs, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 40, 0, 1 << 40))

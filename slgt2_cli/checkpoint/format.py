@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from slgt2_cli.io.atomic import atomic_output
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
 
+_WRITE_FAILED = re.compile(r"inline_container|PytorchStreamWriter|unexpected pos|write failed", re.I)
 FORMAT = "slgt2-checkpoint"
 FORMAT_VERSION = 1
 
@@ -102,7 +104,12 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """Write ``obj`` to ``path`` so that ``path`` is always either the old file or the complete new one
     (:func:`~slgt2_cli.io.atomic.atomic_output`: mode 0644 under the usual umask, full disk -> InputError)."""
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) as RuntimeError
+            if not _WRITE_FAILED.search(str(exc)):
+                raise
+            raise OSError(f"writing failed: {_first_line(exc)}") from exc
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
