@@ -238,9 +238,7 @@ def gdal_errors_as_oserror() -> Iterator[None]:
     or an unwritable file from a bug."""
     try:
         yield
-    except (CPLE_BaseError, RasterioError) as exc:
-        if isinstance(exc, OSError):
-            raise
+    except CPLE_BaseError as exc:  # RasterioIOError already is an OSError; other RasterioErrors are bugs
         raise OSError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
