@@ -414,6 +414,25 @@ def test_interrupted_checkpoint_write_leaves_the_old_file_and_no_temporary(ck, t
     assert target.read_bytes() == before and partials(tmp_path) == []
 
 
+def test_a_checkpoint_that_does_not_read_back_never_replaces_the_old_one(ck, tmp_path, monkeypatch):
+    from slgt2_cli.checkpoint import format as fmt
+
+    target = tmp_path / "best.pt"
+    shutil.copy(ck, target)
+    before = target.read_bytes()
+    real = torch.save
+
+    def silently_cut_short(obj, f, *a, **kw):  # a write that "succeeds" but leaves half a file
+        real(obj, f, *a, **kw)
+        f.flush()
+        f.truncate(f.tell() // 2)
+
+    monkeypatch.setattr(fmt.torch, "save", silently_cut_short)
+    with pytest.raises(InputError, match="cannot be read back"):
+        fmt.save_checkpoint(fmt.load_checkpoint(ck), target)
+    assert target.read_bytes() == before and partials(tmp_path) == []
+
+
 def test_a_killed_runs_temporary_is_removed_by_the_next_write(ck, tmp_path):
     from slgt2_cli.checkpoint.format import load_checkpoint, save_checkpoint
 

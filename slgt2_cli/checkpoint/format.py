@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,13 +104,24 @@ def provenance(**extra: Any) -> dict[str, Any]:
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """Write ``obj`` to ``path`` so that ``path`` is always either the old file or the complete new one
     (:func:`~slgt2_cli.io.atomic.atomic_output`: mode 0644 under the usual umask, full disk -> InputError)."""
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+    with atomic_output(path, verify=_verify_zip) as tmp, open(tmp, "wb") as f:
         try:
             torch.save(obj, f)
         except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) as RuntimeError
             if not _WRITE_FAILED.search(str(exc)):
                 raise
             raise OSError(f"writing failed: {_first_line(exc)}") from exc
+
+
+def _verify_zip(path: Path) -> None:
+    """OSError unless the written checkpoint reads back whole (a torch file is a zip: every member's CRC)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise OSError(f"the written file cannot be read back: {exc}") from exc
+    if bad is not None:
+        raise OSError(f"the written file cannot be read back: {bad} is damaged")
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
