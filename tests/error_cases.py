@@ -148,7 +148,22 @@ def build_world(root: Path) -> Path:
     (root / "a_file").write_text("")
     (root / "old_run" / "config.yaml").write_text("train:\n  preset: tiny\n  patch_size: 32\n  iterations: 2\n")
     (root / "bad_config.yaml").write_text("preset: tiny\nworkers: -3\n")
+    _build_safety_world(root, ds, labels, crs, transform)
     return root
+
+
+def _build_safety_world(root: Path, ds: Path, labels: np.ndarray, crs, transform) -> None:
+    """Inputs of the 'nothing lost' cases (issue 16): bad class tables, float and unreferenced labels."""
+    for name, change in (("bad_colour", {"color": "#zzzzzz"}), ("fraction_class", {"value": 1110.7})):
+        bad = root / name
+        shutil.copytree(ds, bad, ignore=shutil.ignore_patterns("scene"))
+        table = json.loads((bad / "classes.json").read_text())
+        table[0].update(change)
+        (bad / "classes.json").write_text(json.dumps(table))
+    fractional = labels.astype(np.float32)
+    fractional[0, 5, 5] = 1110.7
+    _write(root / "fractional_labels.tif", fractional, crs=crs, transform=transform)
+    _write(root / "no_crs_labels.tif", labels, crs=None, transform=transform @ transform.translation(0.5, 0))
 
 
 def _full_disk(monkeypatch) -> None:
@@ -157,6 +172,18 @@ def _full_disk(monkeypatch) -> None:
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(sh, "disk_usage", lambda path: usage(10 << 30, 10 << 30, 1024))
+
+
+def _enospc_on_sync(monkeypatch) -> None:
+    import errno
+    import os
+
+    from slgt2_cli.io import atomic
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
 
 
 P = ["predict", "--quiet", "--device", "cpu"]
@@ -276,6 +303,33 @@ CASES: list[Case] = [
     # --- convert-checkpoint
     Case("convert_corrupt", "a reference checkpoint that is not a checkpoint",
          _cmd("convert-checkpoint", "{}/notes.tif", "{}/converted.pt"), "notes.tif"),
+    # --- nothing lost (issue 16): outputs onto inputs, full disks, unwritable outputs, class tables, labels
+    Case("output_is_input", "the map would overwrite its own stack (even with --overwrite)",
+         _p("{}/ck.pt", "{}/stack.tif", "{}/stack.tif", "--overwrite"), "would overwrite the image stack"),
+    Case("confidence_is_output", "--confidence names the map itself",
+         _p("{}/ck.pt", "{}/stack.tif", "{}/out.tif", "--confidence", "{}/out.tif"), "are the same file"),
+    Case("report_is_input", "an evaluate report pointed at the label raster",
+         _cmd("evaluate", "{}/map.tif", "{}/foreign_labels.tif", "--json", "{}/foreign_labels.tif"),
+         "would overwrite the label raster"),
+    Case("convert_onto_reference", "convert-checkpoint X X --overwrite",
+         _cmd("convert-checkpoint", "{}/notes.tif", "{}/notes.tif", "--overwrite"),
+         "would overwrite the reference checkpoint"),
+    Case("convert_unwritable", "the converted checkpoint's directory cannot be created",
+         _cmd("convert-checkpoint", "{}/notes.tif", "{}/a_file/converted.pt"), "cannot create the output directory"),
+    Case("report_disk_full", "the disk fills while an evaluate report is written",
+         _cmd("evaluate", "{}/map.tif", "{}/map.tif", "--json", "{}/report.json"), "disk full", patch=_enospc_on_sync),
+    Case("train_disk_full", "no room for the checkpoints (checked before the first step)",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "full_run")], "not enough free disk space", patch=_full_disk),
+    Case("synth_unwritable", "synth into a directory that cannot be created",
+         _cmd("synth", "-q", "{}/a_file/ds"), "cannot write"),
+    Case("class_colour", "a class colour that is not #rrggbb hex",
+         lambda w: [*T, str(w / "bad_colour"), "--out", str(w / "run")], "is not #rrggbb"),
+    Case("class_value_fraction", "a class value with a fraction (1110.7)",
+         lambda w: [*T, str(w / "fraction_class"), "--out", str(w / "run")], "is not an integer"),
+    Case("labels_fractional", "a float label raster holding 1110.7",
+         _cmd("evaluate", "{}/map.tif", "{}/fractional_labels.tif"), "non-integer values"),
+    Case("labels_no_crs", "labels without a CRS, half a pixel off the map's grid",
+         _cmd("evaluate", "{}/map.tif", "{}/no_crs_labels.tif"), "origin x"),
 ]
 
 

@@ -49,9 +49,17 @@ def test_library_says_field_cli_says_flag(tmp_path):
     assert "use --overwrite to replace its contents" in result.output
 
 
-def test_flag_is_the_commands_own_spelling():
+def test_flag_is_the_commands_own_spelling(tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
     error = InputError("{json_path} and {plot_path} must differ", options=("json_path", "plot_path"))
     assert str(error) == "json_path and plot_path must differ"
-    result = CliRunner().invoke(app, ["evaluate", "m.tif", "l.tif", "--json", "same", "--plot", "same"])
+    for name in ("m.tif", "l.tif"):  # a map without a class table
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
+                           crs="EPSG:32633", transform=from_origin(500000, 5100000, 10, 10)) as dst:
+            dst.write(np.ones((1, 4, 4), np.uint8))
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "m.tif"), str(tmp_path / "l.tif")])
     assert result.exit_code == 2, result.output
-    assert "--json, --csv and --plot must name different files" in result.output, result.output
+    assert "pass --classes classes.json" in result.output, result.output

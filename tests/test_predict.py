@@ -199,7 +199,7 @@ def test_torchrun_two_ranks_match_one_process(ckpt, tmp_path):
     run_predict(PredictConfig(ckpt, stacks, tmp_path / "single", progress=False, device="cpu"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    cmd = _torchrun() + ["--nproc_per_node", "2", "--master_port", "29517", "-m", "slgt2_cli", "predict", str(ckpt),
+    cmd = _torchrun() + ["--standalone", "--nproc_per_node", "2", "-m", "slgt2_cli", "predict", str(ckpt),
                          *map(str, stacks), str(tmp_path / "multi"), "--device", "cpu", "-q"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

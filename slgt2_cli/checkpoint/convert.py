@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from slgt2_cli.checkpoint.format import Checkpoint, provenance, save_checkpoint
+from slgt2_cli.io.classes import ClassTable
+from slgt2_cli.errors import InputError, terminate_as_interrupt
+from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.data.datasets import MTS12_CLASSES
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
-from slgt2_cli.errors import InputError
-from slgt2_cli.io.classes import ClassTable
 
 
 @dataclass
@@ -142,8 +143,9 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
 
     if not config.reference.exists():
         raise InputError("reference checkpoint not found", config.reference)
-    if config.output.exists() and not config.overwrite:
-        raise InputError("output exists (use {overwrite} to replace it)", config.output, options=("overwrite",))
+    check_distinct([("converted checkpoint", config.output)],
+                   [("reference checkpoint", config.reference), ("class table", config.classes)])
+    prepare_output(config.output, overwrite=config.overwrite)
     try:
         ref = load_reference(config.reference)
         settings = pipeline_settings(ref.config, ref.meta)
@@ -186,5 +188,6 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
                               mmseg_version=str(ref.meta.get("mmseg_version", "")),
                               iteration=ref.meta.get("iter") if isinstance(ref.meta.get("iter"), int) else None),
     )
-    save_checkpoint(ck, config.output)
+    with terminate_as_interrupt("the checkpoint being written was removed"):
+        save_checkpoint(ck, config.output)
     return ck

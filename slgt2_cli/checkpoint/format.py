@@ -9,9 +9,9 @@ Only plain types and tensors are stored, so loading never unpickles code (``weig
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
-import tempfile
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,11 @@ from torch.torch_version import TorchVersion
 from slgt2_cli import __version__
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.atomic import atomic_output
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
 
+_WRITE_FAILED = re.compile(r"inline_container|PytorchStreamWriter|unexpected pos|write failed", re.I)
 FORMAT = "slgt2-checkpoint"
 FORMAT_VERSION = 1
 
@@ -129,19 +131,26 @@ def provenance(**extra: Any) -> dict[str, Any]:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` to ``path`` so that ``path`` is always either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """Write ``obj`` to ``path`` so that ``path`` is always either the old file or the complete new one
+    (:func:`~slgt2_cli.io.atomic.atomic_output`: mode 0644 under the usual umask, full disk -> InputError)."""
+    with atomic_output(path, verify=_verify_zip) as tmp, open(tmp, "wb") as f:
+        try:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) as RuntimeError
+            if not _WRITE_FAILED.search(str(exc)):
+                raise
+            raise OSError(f"writing failed: {_first_line(exc)}") from exc
+
+
+def _verify_zip(path: Path) -> None:
+    """OSError unless the written checkpoint reads back whole (a torch file is a zip: every member's CRC)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise OSError(f"the written file cannot be read back: {exc}") from exc
+    if bad is not None:
+        raise OSError(f"the written file cannot be read back: {bad} is damaged")
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:

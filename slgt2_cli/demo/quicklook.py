@@ -8,8 +8,6 @@ map's), the class table. Out: one PNG, written atomically, read window by window
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
+from slgt2_cli.io.atomic import atomic_output
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.stacks import open_stack
 
@@ -166,13 +165,9 @@ def write_quicklook(map_path: Path, stack_path: Path, out_png: Path, classes: Cl
 def _save(fig, out_png: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.name}.", suffix=".png", dir=out_png.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, out_png)
+        with atomic_output(out_png) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return out_png

@@ -15,7 +15,7 @@ from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.io.geotiff import (MapWriter, class_map_dtype, confidence_bytes, estimated_cog_bytes, gdal_cache,
                                probability_bytes)
 from slgt2_cli.infer.predictor import Predictor, classes_from_probs, io_cache_mb, output_paths, resolve_device
-from slgt2_cli.io.atomic import prepare_output
+from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.stacks import open_stack
 from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
@@ -104,9 +104,9 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             predictor.check_stack(stack)
             check_pixel_size(stack.grid, ck.training_gsd_m, stack_path, config.strict)
-    _check_outputs(predictor, stacks, outputs, config, many)
-    facts = CheckpointFacts.of(ck, config.checkpoint)
     rank, world = _rank()
+    _check_outputs(predictor, stacks, outputs, config, many, rank, world)
+    facts = CheckpointFacts.of(ck, config.checkpoint)
     results = []
     with terminate_as_interrupt("the map being written was removed"):  # SIGTERM cleans up like Ctrl-C
         for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
@@ -118,11 +118,23 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     return results
 
 
+def _output_roles(outputs: list[Path], config: PredictConfig, many: bool) -> list[tuple[str, Path | None]]:
+    """Every file predict would write, with what it is (for messages)."""
+    roles: list[tuple[str, Path | None]] = []
+    for out in outputs:
+        roles += [("map", out), ("confidence map", _sibling(config.confidence, out, ".confidence.tif", many)),
+                  ("probability map", _sibling(config.probabilities, out, ".probabilities.tif", many)),
+                  ("areas file", _sibling(config.areas, out, ".areas.csv", many))]
+    return roles
+
+
 def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path], config: PredictConfig,
-                   many: bool) -> None:
-    """Every output of this rank: not there already (unless --overwrite), its directory writable, room on its disk.
-    (Under torchrun another rank may already have written its own scenes' outputs.)"""
-    rank, world = _rank()
+                   many: bool, rank: int = 0, world: int = 1) -> None:
+    """No output is an input or another output (whatever --overwrite says); then each of this rank's outputs
+    (under torchrun a rank checks only its own, which no other rank writes): not there already (unless
+    --overwrite), its directory writable, room on its disk."""
+    check_distinct(_output_roles(outputs, config, many),
+                   [("checkpoint", config.checkpoint)] + [("image stack", s) for s in stacks])
     for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
         if i % world != rank:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +20,27 @@ _PALETTE = [
     "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1",
     "#000075", "#808080",
 ]
+
+
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _integer(value: Any, index: int, source: str | Path | None) -> int:
+    """A class value as an int: integers, integral floats (1110.0) and integer strings; anything else refused
+    (1110.7 would otherwise be truncated to another class)."""
+    if isinstance(value, bool):
+        raise InputError(f"class entry {index}: value {value!r} is not an integer", source)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise InputError(f"class entry {index}: value {value!r} is not an integer (class values are whole "
+                             f"numbers, e.g. {int(value)})", source)
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InputError(f"class entry {index}: value {value!r} is not an integer", source) from None
 
 
 @dataclass(frozen=True)
@@ -43,16 +65,14 @@ class ClassTable:
         for i, item in enumerate(items):
             if not isinstance(item, dict) or "value" not in item:
                 raise InputError(f"class entry {i} has no 'value'", source)
-            try:
-                value = int(item["value"])
-            except (TypeError, ValueError):
-                raise InputError(f"class entry {i}: value {item['value']!r} is not an integer", source) from None
+            value = _integer(item["value"], i, source)
             if value in seen:
                 raise InputError(f"class value {value} appears twice", source)
             seen.add(value)
-            color = str(item.get("color") or _PALETTE[i % len(_PALETTE)])
-            if not (color.startswith("#") and len(color) == 7):
-                raise InputError(f"class {value}: colour {color!r} is not #rrggbb", source)
+            color = item.get("color") or _PALETTE[i % len(_PALETTE)]
+            if not isinstance(color, str) or not _HEX_COLOUR.fullmatch(color):
+                raise InputError(f"class {value}: colour {color!r} is not #rrggbb (six hexadecimal digits, "
+                                 f"e.g. #1f78b4)", source)
             out.append(ClassInfo(value, str(item.get("name") or f"class {value}"), color))
         return cls(tuple(out))
 
@@ -112,6 +132,16 @@ class ClassTable:
     def decode(self, classes: np.ndarray) -> np.ndarray:
         """Model classes -> label values (int64)."""
         return self.values[np.asarray(classes)]
+
+
+def check_integral_labels(values: np.ndarray, valid: np.ndarray, path: str | Path | None) -> None:
+    """Float label values must be whole numbers (1110.0): InputError for 1110.7, which would silently be
+    truncated into class 1110."""
+    fractional = valid & (values != np.floor(values))
+    if fractional.any():
+        example = values[fractional].flat[0]
+        raise InputError(f"label raster holds non-integer values (e.g. {example:.10g}); label values must be whole "
+                         f"class values: round or reclassify the raster", path)
 
 
 class LabelCensus:

@@ -18,20 +18,22 @@ import json
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.grid import Grid
-from slgt2_cli.io.atomic import discard, prepare_output, temp_path
+from slgt2_cli.io.atomic import discard, prepare_output, publish, temp_path, write_error, writing
 from slgt2_cli.io.legend import class_colormap, legend_sidecars
 
 SidecarContent = str | Callable[[], str]
@@ -133,7 +135,7 @@ class MapWriter:
                 self._dst = rasterio.open(self._stage, "w", **profile)
         except (RasterioIOError, OSError) as exc:
             discard(self._stage)
-            raise InputError(f"cannot write the map ({exc})", self.path) from None
+            raise write_error(exc, self.path) or InputError(f"cannot write the map ({exc})", self.path) from None
         try:
             if colormap:
                 self._dst.write_colormap(1, colormap)
@@ -212,7 +214,8 @@ class MapWriter:
             data = data[None]
         if data.shape[0] != self.count:
             raise ValueError(f"expected {self.count} bands, got {data.shape[0]}")
-        self._dst.write(data.astype(self.dtype, copy=False), window=window)
+        with writing(self.path), gdal_errors_as_oserror():
+            self._dst.write(data.astype(self.dtype, copy=False), window=window)
 
     def write_classes(self, window: Window, classes: np.ndarray) -> None:
         """Write model classes (IGNORE_INDEX = no data) as label values; for :meth:`classes` writers."""
@@ -236,15 +239,16 @@ class MapWriter:
             # tests/test_gis_cog.py), in one pass instead of two (6000² uint16: 2.3 s instead of 3.8 s).
             overviews = {"OVERVIEWS": "AUTO", "OVERVIEW_COUNT": len(factors),
                          "OVERVIEW_RESAMPLING": self.overview_resampling.upper()} if factors else {"OVERVIEWS": "NONE"}
-            with gdal_cache(GDAL_CACHE_MB):
+            with writing(self.path), gdal_errors_as_oserror(), gdal_cache(GDAL_CACHE_MB):
                 self._dst.close()
                 rasterio.shutil.copy(self._stage, self._final, driver="COG", BLOCKSIZE=BLOCK, COMPRESS=self.compress,
                                      BIGTIFF="IF_SAFER", **overviews)
             discard(self._stage)
-            for path, tmp in self._stage_sidecars().items():
-                os.replace(tmp, path)
-                placed.append(path)
-            os.replace(self._final, self.path)
+            with writing(self.path):
+                for path, tmp in self._stage_sidecars().items():
+                    os.replace(tmp, path)
+                    placed.append(path)
+            publish(self._final, self.path, verify=verify_raster)  # never replaces a good map with a broken one
             placed.clear()
             discard(Path(f"{self._final}.aux.xml"))
         except BaseException:
@@ -283,6 +287,34 @@ class MapWriter:
             self.abort()
         elif not self._done:
             self.commit()
+
+
+@contextmanager
+def gdal_errors_as_oserror() -> Iterator[None]:
+    """GDAL errors inside the block become OSError, so :func:`~slgt2_cli.io.atomic.writing` can tell a full disk
+    or an unwritable file from a bug."""
+    try:
+        yield
+    except CPLE_BaseError as exc:  # RasterioIOError already is an OSError; other RasterioErrors are bugs
+        raise OSError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def verify_raster(path: str | os.PathLike[str]) -> None:
+    """Read back the first and last block of every band and the smallest overview: OSError if any is unreadable
+    (a write that failed silently, e.g. on a full disk, leaves a truncated file)."""
+    try:
+        with rasterio.open(path) as src:
+            bh, bw = src.block_shapes[0]
+            src.read(window=Window(0, 0, min(bw, src.width), min(bh, src.height)))
+            row, col = (src.height - 1) // bh * bh, (src.width - 1) // bw * bw
+            src.read(window=Window(col, row, src.width - col, src.height - row))
+            levels = len(src.overviews(1))
+        if levels:
+            with rasterio.open(path, overview_level=levels - 1) as ov:
+                ov.read()
+    except (CPLE_BaseError, RasterioError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OSError(f"the written file cannot be read back: {text}") from exc
 
 
 def confidence_bytes(probs: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

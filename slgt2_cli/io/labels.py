@@ -26,6 +26,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import check_integral_labels
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.stacks import RASTER_ERRORS, _reason, open_raster
 
@@ -52,11 +53,9 @@ class AlignedLabels:
         self._nodata = src.nodata
         same = Grid.of(src).same_as(grid)
         if not same and (src.crs is None or grid.crs is None):
-            raise InputError(
-                f"label raster has no CRS and its size {src.width}x{src.height} differs from the image grid "
-                f"({grid.width}x{grid.height})",
-                path,
-            )
+            raise InputError(f"label raster cannot be aligned: its grid differs from the image's "
+                             f"({Grid.of(src).difference(grid)}) and {'it' if src.crs is None else 'the image'} "
+                             f"has no CRS to reproject with", path)
         self._compact: np.ndarray | None = None
         self._source: rasterio.io.DatasetReader | None = None
         if same:
@@ -99,6 +98,7 @@ class AlignedLabels:
         if np.issubdtype(values.dtype, np.floating):
             valid &= np.isfinite(values)
             values = np.where(valid, values, 0)
+            check_integral_labels(values, valid, self.path)
         return values.astype(np.int64), valid
 
 

@@ -15,6 +15,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import check_integral_labels
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.units import detect_units, model_units, normalise_units, to_model_units
 
@@ -194,5 +195,6 @@ class MatLabels:
         if np.issubdtype(values.dtype, np.floating):
             finite = np.isfinite(values)
             values = np.where(finite, values, 0)
+            check_integral_labels(values, finite, self.path)
         values = values.astype(np.int64)
         return values, values != 0

@@ -324,8 +324,8 @@ def _open_directory(path: Path, units: str | None, channels: int | None) -> Stac
         for date, f in entries[1:]:
             with open_raster(f) as other, _damaged(f):
                 if not Grid.of(other).same_as(grid):
-                    raise InputError(f"grid {Grid.of(other).describe()} differs from {first.name} "
-                                     f"({grid.describe()}); all dates of a stack must share one grid", f)
+                    raise InputError(f"grid differs from {first.name}'s ({Grid.of(other).difference(grid)}); "
+                                     "all dates of a stack must share one grid", f)
                 if other.count != count:
                     raise InputError(f"has {other.count} bands, {first.name} has {count}; all dates of a stack need the "
                                      "same bands", f)

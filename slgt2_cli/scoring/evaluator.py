@@ -7,23 +7,23 @@ matrix (from maps, or from a predictor scoring a dataset split) into the termina
 
 from __future__ import annotations
 
-import os
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable, LabelCensus
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.io.geotiff import gdal_cache, read_class_table
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
 from slgt2_cli.scoring.areas import AreaComparison
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
-from slgt2_cli.io.atomic import prepare_output
+from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.scoring.report import format_table, plot_confusion, write_csv, write_json
 from slgt2_cli.io.stacks import RASTER_ERRORS, _reason, open_raster
 
@@ -181,19 +181,34 @@ def report(
     return Evaluation(metrics, text)
 
 
-def _check_report_paths(*paths: Path | None) -> None:
-    """Distinct, writable report files, checked before the (possibly long) scoring."""
-    outputs = [p for p in paths if p is not None]
-    if len(set(map(os.path.abspath, outputs))) != len(outputs):
-        raise InputError("{json_path}, {csv_path} and {plot_path} must name different files",
-                         options=("json_path", "csv_path", "plot_path"))
-    for path in outputs:
-        prepare_output(path, overwrite=True)
+def _check_report_paths(json_path: Path | None, csv_path: Path | None, plot_path: Path | None,
+                        inputs: Sequence[tuple[str, Path | None]] = ()) -> None:
+    """Report files distinct from each other and from every input, and writable; checked before the (possibly
+    long) scoring. An existing report is replaced, an input never."""
+    check_distinct([("JSON report", json_path), ("CSV report", csv_path), ("confusion-matrix plot", plot_path)],
+                   inputs)
+    for path in (json_path, csv_path, plot_path):
+        if path is not None:
+            prepare_output(path, overwrite=True)
 
 
+def _sigterm_as_interrupt(func: Callable[..., Evaluation]) -> Callable[..., Evaluation]:
+    """Run ``func`` with SIGTERM stopping it like Ctrl-C (exit 130, report temporaries removed)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Evaluation:
+        with terminate_as_interrupt("no report was written"):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_sigterm_as_interrupt
 def evaluate_maps(config: EvaluateConfig) -> Evaluation:
     """Score ``config.prediction`` against ``config.labels`` and write the requested reports."""
-    _check_report_paths(config.json_path, config.csv_path, config.plot_path)
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path,
+                        [("prediction", config.prediction), ("label raster", config.labels),
+                         ("class table", config.classes)])
     table = resolve_class_table(config.classes, config.prediction)
     with _open_prediction(Path(config.prediction)) as src:
         areas = AreaComparison(Grid.of(src), len(table))
@@ -216,6 +231,7 @@ def _check_same_classes(checkpoint: ClassTable, dataset: ClassTable, ck_path: Pa
                      f"({'; '.join(parts)})", dataset_path)
 
 
+@_sigterm_as_interrupt
 def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     """Predict every scene of a dataset split with :func:`score_scenes` (the tiled inference of ``predict``) and
     score the whole split at once; every input is checked before any compute."""
@@ -227,7 +243,9 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     from slgt2_cli.scoring.scenes import score_scenes
     from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
 
-    _check_report_paths(config.json_path, config.csv_path, config.plot_path)
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path,
+                        [("checkpoint", config.checkpoint),
+                         ("dataset", config.dataset if not config.dataset.is_dir() else None)])
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
     ck = load_checkpoint(config.checkpoint)
@@ -237,6 +255,7 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
         have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"
         raise InputError(f"the dataset has no {config.split!r} split (it has: {have})", config.dataset)
     _check_same_classes(ck.classes, spec.classes, config.checkpoint, config.dataset)
+    _check_report_paths(config.json_path, config.csv_path, config.plot_path, _dataset_inputs(spec, scenes))
     tile = config.tile or ck.patch_size
     if config.stride is not None:
         check_tile_stride(tile, config.stride)
@@ -262,6 +281,15 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
               "scenes": [s.id for s in scenes], "tile": predictor.tile, "stride": predictor.stride,
               "blend": predictor.blend}
     return report(cm, ck.classes, config.json_path, config.csv_path, config.plot_path, notes, source)
+
+
+def _dataset_inputs(spec: Any, scenes: Sequence[Any]) -> list[tuple[str, Path | None]]:
+    """The dataset files a report must not overwrite: the class table, and the split's images and labels."""
+    root = Path(spec.root)
+    files: list[tuple[str, Path | None]] = [("class table", root / "classes.json" if root.is_dir() else root)]
+    for scene in scenes:
+        files += [("image stack", scene.image), ("label raster", scene.labels)]
+    return files
 
 
 @dataclass(frozen=True)

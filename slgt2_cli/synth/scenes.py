@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import shutil
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,8 +22,10 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from slgt2_cli.errors import InputError
-from slgt2_cli.io.geotiff import gdal_cache
+from slgt2_cli.errors import InputError, terminate_as_interrupt
+from slgt2_cli.io.atomic import (discard, publish, remove_stale_temporaries, require_free_space, temp_path,
+                                 write_text, writing)
+from slgt2_cli.io.geotiff import gdal_cache, gdal_errors_as_oserror, verify_raster
 from slgt2_cli.synth.model import CLASSES, acquisition_dates, backscatter, footprint, parcels, season_fraction
 
 CRS_UTM = CRS.from_epsg(32633)  # WGS 84 / UTM zone 33N
@@ -53,74 +56,97 @@ def _profile(width: int, height: int, count: int, dtype: str, nodata: Any, origi
     return profile
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial{path.suffix or ''}")
-
-
 def write_scene(image: Path, labels: Path, *, size: tuple[int, int], dates: list[dt.date], seed: int,
                 scene_seed: int, origin: tuple[float, float], margin: float, per_date_dir: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> None:
-    """Write one scene: a stack (one file, or a directory of per-date files) and its label raster."""
+    """Write one scene: a stack (one file, or a directory of per-date files) and its label raster, under
+    temporary names that are verified and renamed when complete, and removed on any error or interrupt."""
+    for final in (image, labels):
+        remove_stale_temporaries(final)
+    tmp_image, tmp_labels = temp_path(image, "" if per_date_dir else ".tif"), temp_path(labels, ".tif")
+    try:
+        with writing(image), gdal_errors_as_oserror(), gdal_cache(GDAL_CACHE_MB):
+            _write_scene_files(tmp_image, tmp_labels, size=size, dates=dates, seed=seed, scene_seed=scene_seed,
+                               origin=origin, margin=margin, per_date_dir=per_date_dir, progress=progress)
+        if per_date_dir:
+            _publish_directory(tmp_image, image)
+        else:
+            publish(tmp_image, image, verify_raster)
+        publish(tmp_labels, labels, verify_raster)
+    except BaseException:
+        discard(tmp_image, tmp_labels)
+        raise
+
+
+def _publish_directory(tmp: Path, final: Path) -> None:
+    """Move a finished per-date directory into place, each file verified first."""
+    with writing(final):
+        for f in tmp.iterdir():
+            if f.stat().st_size == 0:
+                raise OSError(f"{f.name} came out empty")
+            verify_raster(f)
+        if final.is_dir():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+
+def _write_scene_files(tmp_image: Path, tmp_labels: Path, *, size: tuple[int, int], dates: list[dt.date], seed: int,
+                       scene_seed: int, origin: tuple[float, float], margin: float, per_date_dir: bool,
+                       progress: Callable[[int, int], None] | None) -> None:
     height, width = size
     frac = season_fraction(dates)
     scene_rng = np.random.default_rng([seed, scene_seed, 0])
     date_offsets = scene_rng.normal(0.0, 0.3, len(dates))
     water_wind = scene_rng.uniform(0.0, 2.5, len(dates))
     names = [f"{pol}_{d.isoformat()}" for d in dates for pol in ("VV", "VH")]
-    tmp_image, tmp_labels = _tmp(image), _tmp(labels)
-    for tmp in (tmp_image, tmp_labels):
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-    with gdal_cache(GDAL_CACHE_MB):
+    with ExitStack() as files:  # closed (flushed) at the end, and on any error
         if per_date_dir:
             tmp_image.mkdir(parents=True)
-            outs = [rasterio.open(tmp_image / f"S1_{d:%Y%m%d}.tif", "w",
-                                  **_profile(width, height, 2, "float32", float("nan"), origin)) for d in dates]
+            outs = [files.enter_context(rasterio.open(tmp_image / f"S1_{d:%Y%m%d}.tif", "w",
+                                                      **_profile(width, height, 2, "float32", float("nan"), origin)))
+                    for d in dates]
         else:
-            outs = [rasterio.open(tmp_image, "w", **_profile(width, height, 2 * len(dates), "float32",
-                                                            float("nan"), origin))]
-        lab = rasterio.open(tmp_labels, "w", **_profile(width, height, 1, "uint16", 0, origin))
-        try:
-            for i, dst in enumerate(outs):
-                dst.update_tags(UNITS="dB", SOURCE="slgt2 synth", SEED=str(seed))
-                band_names = names[2 * i : 2 * i + 2] if per_date_dir else names
-                for b, name in enumerate(band_names, start=1):
-                    dst.set_band_description(b, name)
-            lab.update_tags(SOURCE="slgt2 synth")
-            lab.set_band_description(1, "land cover")
-            done, total = 0, height * width
-            for row0 in range(0, height, BLOCK):
-                for col0 in range(0, width, CHUNK):
-                    h, w = min(BLOCK, height - row0), min(CHUNK, width - col0)
-                    win = Window(col0, row0, w, h)
-                    p = parcels(seed * 1000 + scene_seed, row0, col0, h, w)
-                    inside = footprint(row0, col0, h, w, height, width, margin)
-                    rng = np.random.default_rng([seed, scene_seed, row0, col0])
-                    values = backscatter(p, frac, date_offsets, water_wind, rng)  # (T, 2, h, w)
-                    values[:, :, ~inside] = np.nan
-                    if per_date_dir:
-                        for t, dst in enumerate(outs):
-                            dst.write(values[t], window=win)
-                    else:
-                        outs[0].write(values.reshape(-1, h, w), window=win)
-                    del values
-                    codes = np.array([c["value"] for c in CLASSES], dtype=np.uint16)[p.cls]
-                    lab.write(np.where(p.labelled & inside, codes, 0).astype(np.uint16)[None], window=win)
-                    done += h * w
-                    if progress:
-                        progress(done, total)
-        finally:
-            for dst in outs + [lab]:
-                dst.close()
-    for tmp, final in ((tmp_image, image), (tmp_labels, labels)):
-        if final.is_dir():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            outs = [files.enter_context(rasterio.open(tmp_image, "w", **_profile(
+                width, height, 2 * len(dates), "float32", float("nan"), origin)))]
+        lab = files.enter_context(rasterio.open(tmp_labels, "w", **_profile(width, height, 1, "uint16", 0, origin)))
+        for i, dst in enumerate(outs):
+            dst.update_tags(UNITS="dB", SOURCE="slgt2 synth", SEED=str(seed))
+            band_names = names[2 * i : 2 * i + 2] if per_date_dir else names
+            for b, name in enumerate(band_names, start=1):
+                dst.set_band_description(b, name)
+        lab.update_tags(SOURCE="slgt2 synth")
+        lab.set_band_description(1, "land cover")
+        done, total = 0, height * width
+        for row0 in range(0, height, BLOCK):
+            for col0 in range(0, width, CHUNK):
+                h, w = min(BLOCK, height - row0), min(CHUNK, width - col0)
+                win = Window(col0, row0, w, h)
+                p = parcels(seed * 1000 + scene_seed, row0, col0, h, w)
+                inside = footprint(row0, col0, h, w, height, width, margin)
+                rng = np.random.default_rng([seed, scene_seed, row0, col0])
+                values = backscatter(p, frac, date_offsets, water_wind, rng)  # (T, 2, h, w)
+                values[:, :, ~inside] = np.nan
+                if per_date_dir:
+                    for t, dst in enumerate(outs):
+                        dst.write(values[t], window=win)
+                else:
+                    outs[0].write(values.reshape(-1, h, w), window=win)
+                del values
+                codes = np.array([c["value"] for c in CLASSES], dtype=np.uint16)[p.cls]
+                lab.write(np.where(p.labelled & inside, codes, 0).astype(np.uint16)[None], window=win)
+                done += h * w
+                if progress:
+                    progress(done, total)
+
+
+def estimated_bytes(size: int, dates: int, scenes: int, scene_size: int) -> int:
+    """About what :func:`synthesize` writes: float32 VV/VH per date (speckle compresses to 70-80 %), uint16 labels."""
+    pixels = size * size + scenes * scene_size * scene_size
+    return int(pixels * (dates * 2 * 4 * 0.7 + 2))
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = _tmp(path)
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: int = 10, seed: int = 0,
@@ -129,8 +155,17 @@ def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: in
                scene_progress: Callable[[int, int], None] | None = None) -> SynthResult:
     """Write a synthetic dataset: ``scenes`` small scenes of ``scene_size`` px split 60/20/20 into
     train/val/test (one training scene as a per-date directory), ``classes.json``, and a ``size`` px scene in
-    ``scene/`` acquired the following year. Deterministic for a given seed."""
+    ``scene/`` acquired the following year. Deterministic for a given seed. SIGTERM stops it like Ctrl-C (the file
+    being written is removed); a full disk or an unwritable directory is an InputError naming the path."""
     out = Path(out_dir)
+    with terminate_as_interrupt("the file being written was removed"), writing(out):
+        return _synthesize(out, size=size, dates=dates, scenes=scenes, seed=seed, scene_size=scene_size, year=year,
+                           overwrite=overwrite, progress=progress, scene_progress=scene_progress)
+
+
+def _synthesize(out: Path, *, size: int, dates: int, scenes: int, seed: int, scene_size: int, year: int,
+                overwrite: bool, progress: Callable[[str], None] | None,
+                scene_progress: Callable[[int, int], None] | None) -> SynthResult:
     if size < 16 or scene_size < 16:
         raise InputError(f"scene sizes must be at least 16 px (got {size}, {scene_size})")
     if dates < 2:
@@ -147,6 +182,8 @@ def synthesize(out_dir: str | Path, size: int = 512, dates: int = 24, scenes: in
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("classes.json", "synth.json"):
             (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    require_free_space(out, estimated_bytes(size, dates, scenes, scene_size), "the synthetic dataset")
     n_test = n_val = max(1, round(scenes * 0.2))
     n_train = scenes - n_val - n_test
     split_of = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test

@@ -27,7 +27,7 @@ from slgt2_cli.checkpoint.format import (
     save_checkpoint,
 )
 from slgt2_cli.data.patches import PatchDataset
-from slgt2_cli.errors import DivergedError, InputError
+from slgt2_cli.errors import DivergedError, InputError, terminate_as_interrupt
 from slgt2_cli.progress import progress_bar
 from slgt2_cli.infer.predictor import Predictor
 from slgt2_cli.io.classes import IGNORE_INDEX
@@ -49,6 +49,7 @@ from slgt2_cli.train.runtime import (
     set_rng_state,
 )
 from slgt2_cli.train.setup import RunSetup, prepare_run
+from slgt2_cli.train.space import check_checkpoint_space
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
     model = SLGT2Net(**setup.model_config)
     initialise(model, config.init)
     model.to(device)
+    if d.main:
+        check_checkpoint_space(config.out, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power,
                                                                          config.warmup))
@@ -355,7 +358,8 @@ def train(config: TrainConfig) -> TrainResult:
     """Run (or resume) a training run into ``config.out``."""
     d, device = init_distributed(config.device)
     try:
-        return _train(config, d, device)
+        with terminate_as_interrupt("training stopped outside its steps; files already written are kept"):
+            return _train(config, d, device)
     finally:
         if d.active and dist.is_initialized():
             dist.destroy_process_group()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +11,7 @@ import yaml
 
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.classes import ClassTable
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from slgt2_cli.io.atomic import atomic_output, write_text
 
 
 OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "config.yaml", "best_metrics.json",
@@ -70,12 +59,12 @@ class RunWriter:
         """config.yaml: the configuration (``train``, accepted back by --config) and what it resolved to."""
         if self.enabled:
             text = yaml.safe_dump({"train": _plain(settings), "resolved": _plain(record)}, sort_keys=False)
-            _atomic_text(self.dir / "config.yaml", text)
+            write_text(self.dir / "config.yaml", text)
 
     def log(self, history: list[dict[str, Any]]) -> None:
         """metrics.jsonl: one line per validation, the whole history (a resumed run's log has no duplicates)."""
         if self.enabled:
-            _atomic_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+            write_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
     def best_report(self, cm: Any, classes: ClassTable, step: int) -> None:
         if not self.enabled:
@@ -91,13 +80,13 @@ class RunWriter:
         from slgt2_cli.train.curves import plot_curves
 
         fig = plot_curves(history)
-        fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=self.dir)
-        os.close(fd)
         try:
-            fig.savefig(tmp, dpi=100)
-            os.replace(tmp, self.dir / "curves.png")
+            with atomic_output(self.dir / "curves.png") as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
 
 
 def _plain(obj: Any) -> Any:
