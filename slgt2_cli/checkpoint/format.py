@@ -160,58 +160,10 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
 def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Checkpoint:
     """Read and validate a native checkpoint; any problem is an InputError naming the file."""
     path = Path(path)
-    if not path.exists():
-        raise InputError("checkpoint not found", path)
-    if path.is_dir():
-        raise InputError("is a directory, not a checkpoint file (did you mean RUN_DIR/best.pt?)", path)
+    raw = _read_payload(path)
+    _check_format(raw, path)
     try:
-        # TorchVersion (a str subclass) is allowed so checkpoints written before provenance stored str() still load
-        with torch.serialization.safe_globals([TorchVersion]):
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except MemoryError:
-        raise InputError("not a readable slgt2 checkpoint: corrupt, truncated or foreign (it asks for more memory "
-                         "than there is)", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
-    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, foreign objects...
-        from models.mmseg_config import refusal
-
-        if refusal(exc):  # a pickle payload or foreign object: never unpickled, say so
-            raise InputError(refusal(exc), path) from None
-        raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({_first_line(exc, limit=120)})",
-                         path) from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        hint = "convert a reference checkpoint with `slgt2 convert-checkpoint`"
-        if isinstance(raw, dict) and ("state_dict" in raw or "meta" in raw):
-            raise InputError("is not an slgt2 checkpoint (it looks like a reference/mmseg file)", path, hint)
-        raise InputError("is not an slgt2 checkpoint", path, hint)
-    version = raw.get("format_version", 0)
-    if not isinstance(version, int) or version < 1:
-        raise InputError(f"checkpoint is damaged (format version {version!r})", path)
-    if version > FORMAT_VERSION:
-        raise InputError(f"was written by a newer slgt2 (format {version}); upgrade slgt2", path)
-    try:
-        ck = Checkpoint(
-            model_config=dict(raw["model"]["config"]),
-            state_dict=dict(raw["model"]["state_dict"]),
-            classes=ClassTable.from_list(raw["classes"], path),
-            normalization=Normalization.from_dict(raw["normalization"]),
-            temporal=TemporalRule.from_dict(raw["temporal"]),
-            bands=list(raw["bands"]),
-            units=str(raw["units"]),
-            patch_size=int(raw["inference"]["patch_size"]),
-            stride=int(raw["inference"]["stride"]),
-            blend=_blend(raw["inference"].get("blend")),
-            provenance=dict(raw.get("provenance") or {}),
-            training_gsd_m=float(raw["training_gsd_m"]) if raw.get("training_gsd_m") is not None else None,
-            training_state=raw.get("training_state") if with_training_state else None,
-            source=path,
-        )
-        bad = [k for k, v in ck.state_dict.items() if not isinstance(v, torch.Tensor)]
-        if bad or not ck.state_dict:
-            raise ValueError(f"weights missing or not tensors ({', '.join(map(str, bad[:3])) or 'none'})")
-        if ck.patch_size < 1 or ck.stride < 1:
-            raise ValueError(f"inference patch {ck.patch_size} / stride {ck.stride}")
+        ck = _from_payload(raw, path, with_training_state)
     except InputError as exc:
         raise InputError(f"checkpoint is damaged ({exc})", path) from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
@@ -224,4 +176,67 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
             f"class table has {len(ck.classes)} classes but the model predicts {ck.model_config.get('num_classes')}",
             path,
         )
+    return ck
+
+
+def _read_payload(path: Path) -> Any:
+    """The unpickled payload, loaded without unrestricted unpickling; refusals name what the file asked for."""
+    if not path.exists():
+        raise InputError("checkpoint not found", path)
+    if path.is_dir():
+        raise InputError("is a directory, not a checkpoint file (did you mean RUN_DIR/best.pt?)", path)
+    try:
+        # TorchVersion (a str subclass) is allowed so checkpoints written before provenance stored str() still load
+        with torch.serialization.safe_globals([TorchVersion]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise InputError("not a readable slgt2 checkpoint: corrupt, truncated or foreign (it asks for more memory "
+                         "than there is)", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, foreign objects...
+        from models.mmseg_config import refusal
+
+        if refusal(exc):  # a pickle payload or foreign object: never unpickled, say so
+            raise InputError(refusal(exc), path) from None
+        raise InputError(f"not a readable slgt2 checkpoint: corrupt, truncated or foreign ({_first_line(exc, limit=120)})",
+                         path) from None
+
+
+def _check_format(raw: Any, path: Path) -> None:
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        hint = "convert a reference checkpoint with `slgt2 convert-checkpoint`"
+        if isinstance(raw, dict) and ("state_dict" in raw or "meta" in raw):
+            raise InputError("is not an slgt2 checkpoint (it looks like a reference/mmseg file)", path, hint)
+        raise InputError("is not an slgt2 checkpoint", path, hint)
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or version < 1:
+        raise InputError(f"checkpoint is damaged (format version {version!r})", path)
+    if version > FORMAT_VERSION:
+        raise InputError(f"was written by a newer slgt2 (format {version}); upgrade slgt2", path)
+
+
+def _from_payload(raw: dict[str, Any], path: Path, with_training_state: bool) -> Checkpoint:
+    """The typed checkpoint of a payload (the one place its fields are parsed); raises on damaged fields."""
+    ck = Checkpoint(
+        model_config=dict(raw["model"]["config"]),
+        state_dict=dict(raw["model"]["state_dict"]),
+        classes=ClassTable.from_list(raw["classes"], path),
+        normalization=Normalization.from_dict(raw["normalization"]),
+        temporal=TemporalRule.from_dict(raw["temporal"]),
+        bands=list(raw["bands"]),
+        units=str(raw["units"]),
+        patch_size=int(raw["inference"]["patch_size"]),
+        stride=int(raw["inference"]["stride"]),
+        blend=_blend(raw["inference"].get("blend")),
+        provenance=dict(raw.get("provenance") or {}),
+        training_gsd_m=float(raw["training_gsd_m"]) if raw.get("training_gsd_m") is not None else None,
+        training_state=raw.get("training_state") if with_training_state else None,
+        source=path,
+    )
+    bad = [k for k, v in ck.state_dict.items() if not isinstance(v, torch.Tensor)]
+    if bad or not ck.state_dict:
+        raise ValueError(f"weights missing or not tensors ({', '.join(map(str, bad[:3])) or 'none'})")
+    if ck.patch_size < 1 or ck.stride < 1:
+        raise ValueError(f"inference patch {ck.patch_size} / stride {ck.stride}")
     return ck
