@@ -75,6 +75,25 @@ def evaluate(
     Examples:  slgt2 evaluate map.tif labels.tif --json m.json
                slgt2 evaluate --checkpoint runs/demo/best.pt --dataset data/ --split test --plot cm.png
     """
+    if _checkpoint_mode(prediction, labels, checkpoint, dataset, classes, resampling):
+        from slgt2_cli.scoring.evaluator import CheckpointEvaluateConfig, evaluate_checkpoint
+
+        config = CheckpointEvaluateConfig(checkpoint, dataset, split.value, json_path, csv_path, plot_path, tile,
+                                          stride, batch_size, device, as_value(units), progress=not quiet,
+                                          blend=as_value(blend))
+        typer.echo(evaluate_checkpoint(config).text)
+        return
+    if tile is not None or stride is not None or units is not None or blend is not None:
+        raise InputError("--tile, --stride, --units and --blend apply to --checkpoint mode only")
+    from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
+
+    config = EvaluateConfig(prediction, labels, classes, json_path, csv_path, plot_path, as_value(resampling) or "nearest")
+    typer.echo(evaluate_maps(config).text)
+
+
+def _checkpoint_mode(prediction: Optional[Path], labels: Optional[Path], checkpoint: Optional[Path],
+                     dataset: Optional[Path], classes: Optional[Path], resampling: object) -> bool:
+    """True for --checkpoint/--dataset, False for PREDICTION LABELS; a mix of the two is a usage error."""
     map_mode = prediction is not None or labels is not None
     checkpoint_mode = checkpoint is not None or dataset is not None
     if map_mode and checkpoint_mode:
@@ -85,21 +104,7 @@ def evaluate(
         if classes is not None or resampling is not None:
             raise InputError("--classes and --resampling apply to PREDICTION LABELS; with --checkpoint the class "
                              "table comes from the checkpoint")
-        from slgt2_cli.scoring.evaluator import (
-            CheckpointEvaluateConfig,
-            evaluate_checkpoint,
-        )
-
-        config = CheckpointEvaluateConfig(checkpoint, dataset, split.value, json_path, csv_path, plot_path, tile,
-                                          stride, batch_size, device, as_value(units), progress=not quiet,
-                                          blend=as_value(blend))
-        typer.echo(evaluate_checkpoint(config).text)
-        return
+        return True
     if prediction is None or labels is None:
         raise InputError("nothing to score: give PREDICTION LABELS, or --checkpoint CK --dataset DATASET")
-    if tile is not None or stride is not None or units is not None or blend is not None:
-        raise InputError("--tile, --stride, --units and --blend apply to --checkpoint mode only")
-    from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
-
-    config = EvaluateConfig(prediction, labels, classes, json_path, csv_path, plot_path, as_value(resampling) or "nearest")
-    typer.echo(evaluate_maps(config).text)
+    return False
