@@ -25,11 +25,12 @@ from tqdm import tqdm
 from models import SLGT2Net, preset
 from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint, provenance, save_checkpoint
 from slgt2_cli.io.classes import IGNORE_INDEX
-from slgt2_cli.data.datasets import DatasetSpec, PatchDataset, check_labels, open_dataset
+from slgt2_cli.data.datasets import DatasetSpec, PatchDataset, open_dataset
+from slgt2_cli.data.survey import survey_dataset, survey_settings
 from slgt2_cli.errors import InputError
 from slgt2_cli.infer.predictor import Predictor, resolve_device
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
-from slgt2_cli.data.normalization import Normalization, compute_normalization
+from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.scoring.scenes import score_scenes
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.train.config import TrainConfig
@@ -116,7 +117,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --- the recipe --------------------------------------------------------------------------------------------------
-def class_weights(config: TrainConfig, spec: DatasetSpec) -> torch.Tensor | None:
+def class_weights(config: TrainConfig, spec: DatasetSpec, counts: list[int] | None = None) -> torch.Tensor | None:
     """Given weights, or inverse log-frequency weights (ENet style) from the training labels."""
     k = len(spec.classes)
     if config.class_weights in (None, "", "none"):
@@ -129,6 +130,11 @@ def class_weights(config: TrainConfig, spec: DatasetSpec) -> torch.Tensor | None
         if len(values) != k:
             raise InputError(f"--class-weights has {len(values)} values but the class table has {k} classes")
         return torch.tensor(values, dtype=torch.float32)
+    if counts is not None:  # the survey's exact census
+        counts = np.asarray(counts, dtype=np.int64)
+        freq = counts / max(1, counts.sum())
+        weights = np.where(counts > 0, 1.0 / np.log(1.02 + freq), 0.0)
+        return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
     counts = np.zeros(k, dtype=np.int64)
     for scene in spec.scenes("train"):
         with scene.open() as stack, scene.open_labels(stack.grid) as labels:
@@ -167,21 +173,11 @@ def prepare_run(config: TrainConfig, d: Dist) -> dict[str, Any]:
     train_scenes = spec.scenes("train")
     val_scenes = spec.scenes("val")
     model_config = preset(config.preset, **(config.model or {}))
-    dates, bands, units = [], None, None
-    for scene in train_scenes:
-        with scene.open(config.units) as stack:
-            dates.append(stack.dates)
-            bands = bands or [p or f"band{i + 1}" for i, p in enumerate(stack.polarisations)]
-            units = units or stack.model_units
-            if stack.num_channels != len(bands):
-                raise InputError(f"has {stack.num_channels} channels, other training stacks have {len(bands)}",
-                                 scene.image)
-    check_labels(spec, "train")
-    rule = TemporalRule.fit(dates, length=model_config["temporal_length"], mode=config.temporal_mode)
-    norm = compute_normalization([s for s in train_scenes], rule, max_windows_per_stack=config.norm_windows)
-    model_config.update(in_chans=len(bands), num_classes=len(spec.classes))
-    return dict(spec=spec, train=train_scenes, val=val_scenes, rule=rule, norm=norm, bands=bands, units=units,
-                model_config=model_config)
+    survey = survey_dataset(spec, survey_settings(config, model_config["temporal_length"]),
+                            cache_dir=config.out if d.main else None, workers=config.workers, progress=config.progress)
+    model_config.update(in_chans=len(survey.bands), num_classes=len(spec.classes))
+    return dict(spec=spec, train=train_scenes, val=val_scenes, rule=survey.rule, norm=survey.norm, bands=survey.bands,
+                units=survey.units, model_config=model_config, survey=survey)
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -216,7 +212,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     model = SLGT2Net(**setup["model_config"]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power, config.warmup))
-    weights = class_weights(config, setup["spec"])
+    weights = class_weights(config, setup["spec"], setup["survey"].class_counts)
     amp_dtype, use_scaler = _mixed_precision(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
@@ -235,7 +231,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
 
     dataset = PatchDataset(setup["train"], setup["spec"].classes, setup["rule"], setup["norm"], config.patch_size,
                            length=config.iterations * config.batch_size * d.world, seed=config.seed,
-                           min_labelled=config.min_labelled, augment=config.augment, units=config.units)
+                           min_labelled=config.min_labelled, augment=config.augment, units=config.units,
+                           shapes=setup["survey"].shapes)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(step, config.iterations, config.batch_size, d),
         num_workers=config.workers, pin_memory=device.type == "cuda", generator=torch.Generator(),
