@@ -17,7 +17,13 @@ from rasterio.windows import Window
 import slgt2_cli.data.survey as survey_mod
 from slgt2_cli.data.datasets import check_labels, open_dataset
 from slgt2_cli.data.normalization import compute_normalization
-from slgt2_cli.data.survey import CACHE_NAME, SurveySettings, load_cached, stat_windows, survey_dataset
+from slgt2_cli.data.survey import (
+    CACHE_NAME,
+    SurveySettings,
+    load_cached,
+    stat_windows,
+    survey_dataset,
+)
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.classes import IGNORE_INDEX

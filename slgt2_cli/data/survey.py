@@ -18,9 +18,10 @@ import json
 import multiprocessing
 import os
 import signal
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -82,7 +83,7 @@ class Survey:
                 "train_ids": self.train_ids, "val_ids": self.val_ids}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Survey":
+    def from_dict(cls, d: dict[str, Any]) -> Survey:
         return cls(rule=TemporalRule.from_dict(d["rule"]), norm=Normalization.from_dict(d["norm"]),
                    bands=list(d["bands"]), units=str(d["units"]), shapes=[(int(h), int(w)) for h, w in d["shapes"]],
                    class_counts=[int(c) for c in d["class_counts"]], train_ids=list(d["train_ids"]),
@@ -319,5 +320,13 @@ def _remove_if_empty(directory: Path) -> None:
         pass
 
 
-__all__ = ["Survey", "SurveySettings", "survey_dataset", "survey_settings", "survey_scene", "stat_windows", "load_cached",
-           "cache_key"]
+__all__ = [
+    "Survey",
+    "SurveySettings",
+    "cache_key",
+    "load_cached",
+    "stat_windows",
+    "survey_dataset",
+    "survey_scene",
+    "survey_settings",
+]
