@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from slgt2_cli.errors import InputError
-from slgt2_cli.cli.options import BatchOpt, DeviceOpt, StrideOpt, TileOpt
+from slgt2_cli.cli.options import BatchOpt, DeviceOpt, StrideOpt, ThreadsOpt, TileOpt
 
 
 def evaluate(
@@ -42,6 +42,7 @@ def evaluate(
     device: DeviceOpt = "auto",
     units: Annotated[Optional[str], typer.Option("--units", help="Override unit detection of the dataset's stacks: db, linear, scaled or raw.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Overall accuracy, Cohen's kappa, mIoU, mean F1, per-class scores and the confusion matrix.
 
@@ -69,6 +70,9 @@ def evaluate(
         if classes is not None or resampling is not None:
             raise InputError("--classes and --resampling apply to PREDICTION LABELS; with --checkpoint the class "
                              "table comes from the checkpoint")
+        from slgt2_cli.runtime import configure_threads
+
+        configure_threads(threads)
         from slgt2_cli.scoring.evaluator import CheckpointEvaluateConfig, evaluate_checkpoint
 
         config = CheckpointEvaluateConfig(checkpoint, dataset, split, json_path, csv_path, plot_path, tile, stride,

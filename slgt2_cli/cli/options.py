@@ -21,3 +21,13 @@ StrideOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per forward pass.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option("--threads", min=1, help="CPU threads for the network [default: OMP_NUM_THREADS, else the free cores: "
+                 "available cores less the 1-minute load average, at least 1]."),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option("--precision", help="Network arithmetic: fp32, bf16 (CUDA; CPUs with AVX512-BF16/AMX) or auto (bf16 on "
+                 "CUDA and for the paper-sized model on bf16 CPUs, else fp32)."),
+]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 
-from slgt2_cli.cli.options import BatchOpt, DeviceOpt, OverwriteOpt, StrideOpt, TileOpt
+from slgt2_cli.cli.options import BatchOpt, DeviceOpt, OverwriteOpt, PrecisionOpt, StrideOpt, ThreadsOpt, TileOpt
 
 
 def predict(
@@ -26,15 +26,20 @@ def predict(
     blend: Annotated[str, typer.Option("--blend", help="Weight window for overlapping tiles: cosine or gaussian.")] = "cosine",
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: ThreadsOpt = None,
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Classify whole scenes with sliding-window inference into Cloud-Optimized GeoTIFF maps.
 
     Example:  slgt2 predict runs/demo/best.pt scene/image.tif map.tif --confidence conf.tif
     """
+    from slgt2_cli.runtime import configure_threads
+
+    configure_threads(threads)
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
     config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,
-                           probabilities, tta, overwrite, units, blend, progress=not quiet)
+                           probabilities, tta, overwrite, units, blend, progress=not quiet, precision=precision)
     for r in run_predict(config):
         skipped = r.stats.get("skipped", 0)
         typer.echo(f"{r.output}  ({r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} px/s; "

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 
-from slgt2_cli.cli.options import DeviceOpt, OverwriteOpt
+from slgt2_cli.cli.options import DeviceOpt, OverwriteOpt, ThreadsOpt
 
 
 def train(
@@ -29,6 +29,7 @@ def train(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed; the same seed gives the same weights on CPU. [default: 0]")] = None,
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train SL-GT2Net on a dataset with the paper's recipe (AdamW, poly schedule, rescale/crop/flip augmentation).
 
@@ -37,6 +38,9 @@ def train(
 
     Example:  slgt2 train data/ --out runs/tiny --preset tiny --iterations 600
     """
+    from slgt2_cli.runtime import configure_threads
+
+    configure_threads(threads)
     from slgt2_cli.train.config import resolve_config
     from slgt2_cli.train.loop import describe_result, train as run_training
 

@@ -58,6 +58,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+from slgt2_cli.runtime import autocast, resolve_precision, to_device  # noqa: E402
+
+
 @dataclass
 class Predictor:
     """A model with everything needed to turn raw stack windows into class probabilities."""
@@ -75,6 +78,8 @@ class Predictor:
     blend: str = "cosine"
     units: str | None = None
     """The model's input units (``db`` for SAR, ``raw`` for other data); stacks must convert to them."""
+    precision: str = "auto"
+    """fp32, bf16 or auto (slgt2_cli.runtime.resolve_precision)."""
 
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, device: torch.device, tile: int | None = None,
@@ -108,9 +113,8 @@ class Predictor:
     @torch.inference_mode()
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(B, C, L, h, w) prepared input -> (B, K, h, w) float32 probabilities."""
-        batch = torch.from_numpy(x).to(self.device, non_blocking=True)
-        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        with amp:
+        batch = to_device(x, self.device)
+        with autocast(self.device, resolve_precision(self.precision, self.device, self.model)):
             probs = self.model(batch).float().softmax(1)
             if self.tta:
                 probs += self.model(batch.flip(-1)).float().softmax(1).flip(-1)

@@ -37,6 +37,7 @@ class PredictConfig:
     units: str | None = None
     blend: str = "cosine"
     progress: bool = True
+    precision: str = "auto"
 
 
 @dataclass
@@ -88,7 +89,8 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     check_tile_stride(tile, config.stride if config.stride is not None else tile)
     device = resolve_device(config.device)
     predictor = Predictor.from_checkpoint(ck, device, tile=config.tile, stride=config.stride,
-                                          batch_size=config.batch_size, tta=config.tta, blend=config.blend)
+                                          batch_size=config.batch_size, tta=config.tta, blend=config.blend,
+                                          precision=config.precision)
     check_tile_stride(predictor.tile, predictor.stride)
     for stack_path in stacks:  # everything that can fail on input, before any compute
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
