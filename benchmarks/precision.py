@@ -61,7 +61,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     predict(ck, stack, work / "warm.tif", "fp32", args.device, args.batch_size)
     for _ in range(args.rounds):
-        for precision in times:
+        for precision in ("fp32", "bf16"):
             times[precision].append(predict(ck, stack, work / f"{precision}.tif", precision, args.device,
                                             args.batch_size))
     with rasterio.open(work / "fp32.tif") as a, rasterio.open(work / "bf16.tif") as b:

@@ -22,7 +22,6 @@ from typing import Any
 
 from slgt2_cli.errors import InputError
 
-
 BF16_CPU_MIN_PARAMS = 10_000_000
 """auto picks bf16 on CPU for models at least this large (small: 12 M, paper: 63 M; tiny: 3 M), where it measured
 faster (tiny ran 0.87x as fast in bf16)."""

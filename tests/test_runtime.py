@@ -8,14 +8,19 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from predict_helpers import make_checkpoint, sar_values, write_stack
 from typer.testing import CliRunner
 
-import slgt2_cli.runtime as runtime
 from models import create_model
-from predict_helpers import make_checkpoint, sar_values, write_stack
+from slgt2_cli import runtime
 from slgt2_cli.cli.app import app
 from slgt2_cli.errors import InputError
-from slgt2_cli.runtime import Precision, configure_threads, default_threads, resolve_precision
+from slgt2_cli.runtime import (
+    Precision,
+    configure_threads,
+    default_threads,
+    resolve_precision,
+)
 
 runner = CliRunner()
 
