@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,19 +51,24 @@ def synth(root: Path, scenes: int, size: int, dates: int) -> Path:
     return data
 
 
-def time_to_first_step(repo: Path, data: Path, run: Path, fresh: bool, workers: int) -> float:
-    """Seconds from launching `slgt2 train` to its first training forward pass."""
+def time_to_first_step(repo: Path, data: Path, run: Path, fresh: bool, workers: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) from launching `slgt2 train` to its first training forward pass. CPU time:
+    the process and the worker processes it waited for (on a shared machine the wall time depends on the load,
+    the CPU time much less)."""
     if fresh:
         shutil.rmtree(run, ignore_errors=True)
     args = ["train", str(data), "--out", str(run), "--preset", "tiny", "--quiet", "--device", "cpu",
             "--workers", str(workers), "--overwrite"]
     env = {**os.environ, "PYTHONPATH": str(repo)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", _DRIVER, repr(t0), *args], env=env, capture_output=True, text=True,
                           check=False, cwd=repo)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     for line in proc.stdout.splitlines():
         if line.startswith("FIRST_STEP "):
-            return float(line.split()[1])
+            return float(line.split()[1]), cpu
     raise SystemExit(f"no training step reached ({repo}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
@@ -80,7 +86,7 @@ def main() -> None:
 
     datasets = args.data or [synth(args.work, n, args.scene_size, args.dates) for n in args.scenes]
     for data in datasets:
-        times: dict[str, list[float]] = {"new": [], "cached": [], "baseline": []}
+        times: dict[str, list[tuple[float, float]]] = {"new": [], "cached": [], "baseline": []}
         for _ in range(args.rounds):
             run = args.work / "run"
             times["new"].append(time_to_first_step(REPO, data, run, True, args.workers))
@@ -91,8 +97,11 @@ def main() -> None:
         n = sum(1 for _ in (data / "train" / "images").iterdir())
         for name, values in times.items():
             if values:
-                print(f"{data.name}: {name:8s} {statistics.median(values):7.2f} s to the first step "
-                      f"(median of {len(values)}: {', '.join(f'{v:.2f}' for v in values)}; {n} training scenes)")
+                wall, cpu = [v[0] for v in values], [v[1] for v in values]
+                print(f"{data.name}: {name:8s} {statistics.median(wall):7.2f} s to the first step, "
+                      f"{statistics.median(cpu):7.2f} s CPU (medians of {len(values)}: wall "
+                      f"{', '.join(f'{v:.1f}' for v in wall)}; CPU {', '.join(f'{v:.1f}' for v in cpu)}; "
+                      f"{n} training scenes)", flush=True)
 
 
 if __name__ == "__main__":

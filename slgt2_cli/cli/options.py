@@ -29,5 +29,5 @@ ThreadsOpt = Annotated[
 PrecisionOpt = Annotated[
     str,
     typer.Option("--precision", help="Network arithmetic: fp32, bf16 (CUDA; CPUs with AVX512-BF16/AMX) or auto (bf16 on "
-                 "CUDA and for the paper-sized model on bf16 CPUs, else fp32)."),
+                 "CUDA, and on bf16 CPUs for models of 10 M parameters or more (small, paper), else fp32)."),
 ]

@@ -163,6 +163,7 @@ def _run(tasks: list[tuple], workers: int) -> Iterator[tuple[int, dict[str, Any]
     size = max(1, min(8, len(tasks) // (8 * workers)))
     chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+    _warm_imports()  # after the fork: no worker inherits a held import lock
     try:
         results = pool.imap_unordered(_survey_chunk, chunks)
         for _ in chunks:
@@ -177,6 +178,20 @@ def _run(tasks: list[tuple], workers: int) -> Iterator[tuple[int, dict[str, Any]
     finally:
         pool.terminate()
         pool.join()
+
+
+def _warm_imports() -> None:
+    """Import torch._dynamo (~2 s; the optimiser's constructor needs it) in a thread while the main thread
+    waits for the survey's workers."""
+    import threading
+
+    def work() -> None:
+        try:
+            import torch._dynamo  # noqa: F401
+        except Exception:  # noqa: BLE001 - only a head start; the optimiser imports it anyway
+            pass
+
+    threading.Thread(target=work, name="slgt2-warm-imports", daemon=True).start()
 
 
 def _default_workers(workers: int | None) -> int:
