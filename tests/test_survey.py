@@ -150,3 +150,23 @@ def test_sigterm_during_start_up_ends_within_two_seconds_and_leaves_no_run_direc
     # which a machine shared by several busy processes stretches: the exit gets more slack than the answer
     assert answered < 2.0 and ended < 6.0, (answered, ended)
     assert not run.exists() or not any(run.iterdir()), list(run.iterdir())
+
+
+def test_evaluate_uses_the_split_the_run_held_out(dataset, tmp_path):
+    import shutil
+
+    from slgt2_cli.data.survey import apply_run_split
+
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    shutil.rmtree(root / "val")  # no val split: training holds a part of train out
+    run = tmp_path / "run"
+    run.mkdir()
+    spec = open_dataset(root, val_fraction=0.5)
+    survey_dataset(spec, SurveySettings(length=16, val_fraction=0.5), cache_dir=run, workers=0, progress=False)
+    default = open_dataset(root)  # evaluate opens it with the default fraction
+    assert len(default.scenes("val")) < len(spec.scenes("val"))
+    again = apply_run_split(default, run)
+    assert [s.id for s in again.scenes("val")] == [s.id for s in spec.scenes("val")]
+    assert [s.id for s in again.scenes("train")] == [s.id for s in spec.scenes("train")]
+    assert apply_run_split(default, tmp_path / "elsewhere") is default

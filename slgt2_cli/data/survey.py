@@ -12,6 +12,7 @@ survey within a second; nothing half-written is left.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -186,10 +187,8 @@ def _warm_imports() -> None:
     import threading
 
     def work() -> None:
-        try:
+        with contextlib.suppress(Exception):  # only a head start: the optimiser imports it anyway
             import torch._dynamo  # noqa: F401
-        except Exception:  # noqa: BLE001 - only a head start; the optimiser imports it anyway
-            pass
 
     threading.Thread(target=work, name="slgt2-warm-imports", daemon=True).start()
 
@@ -295,12 +294,13 @@ def load_cached(cache_dir: Path | None, key: str) -> Survey | None:
         return None  # unreadable or from another version: survey again
 
 
-def _store(cache_dir: Path, key: str, survey: Survey) -> None:
+def _store(cache_dir: Path, key: str, survey: Survey, dataset: Path) -> None:
     from slgt2_cli.io.atomic import atomic_output
 
     if cache_dir.is_dir():
         with atomic_output(cache_dir / CACHE_NAME) as tmp:
-            tmp.write_text(json.dumps({"version": VERSION, "key": key, "survey": survey.to_dict()}, indent=1))
+            tmp.write_text(json.dumps({"version": VERSION, "key": key, "dataset": str(Path(dataset).resolve()),
+                                       "survey": survey.to_dict()}, indent=1))
 
 
 # --- entry point ------------------------------------------------------------------------------------------------
@@ -324,8 +324,30 @@ def survey_dataset(spec: DatasetSpec, settings: SurveySettings, *, cache_dir: Pa
         raise
     survey = _combine(scenes, results, spec, settings)
     if cache_dir is not None:
-        _store(Path(cache_dir), key, survey)
+        _store(Path(cache_dir), key, survey, spec.root)
     return survey
+
+
+def apply_run_split(spec: DatasetSpec, run_dir: Path) -> DatasetSpec:
+    """``spec`` with the train/val split its training run used (``run_dir/survey.json``), when the dataset has no
+    val split of its own and the run surveyed this dataset; otherwise ``spec`` unchanged. So ``evaluate --split val``
+    scores the scenes training held out, whatever hold-out fraction the run used."""
+    path = Path(run_dir) / CACHE_NAME
+    if not spec.held_out or not path.is_file():
+        return spec
+    try:
+        data = json.loads(path.read_text())
+        same = data.get("dataset") == str(Path(spec.root).resolve())
+        train_ids, val_ids = list(data["survey"]["train_ids"]), set(data["survey"]["val_ids"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return spec
+    scenes = {s.id: s for s in sorted(spec.scenes("train") + spec.scenes("val"), key=lambda s: s.id)}
+    if not same or set(train_ids) | val_ids != set(scenes) or not val_ids:
+        return spec
+    splits = dict(spec.splits)
+    splits["train"] = [s for sid, s in scenes.items() if sid not in val_ids]
+    splits["val"] = [s for sid, s in scenes.items() if sid in val_ids]
+    return DatasetSpec(spec.root, spec.kind, spec.classes, splits, sorted(val_ids))
 
 
 def _remove_if_empty(directory: Path) -> None:
@@ -338,6 +360,7 @@ def _remove_if_empty(directory: Path) -> None:
 __all__ = [
     "Survey",
     "SurveySettings",
+    "apply_run_split",
     "cache_key",
     "load_cached",
     "stat_windows",

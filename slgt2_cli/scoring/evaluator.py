@@ -214,7 +214,9 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
     ck = load_checkpoint(config.checkpoint)
-    spec = open_dataset(config.dataset)
+    from slgt2_cli.data.survey import apply_run_split
+
+    spec = apply_run_split(open_dataset(config.dataset), Path(config.checkpoint).parent)  # the run's own split
     scenes = spec.scenes(config.split)
     if not scenes:
         have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"
