@@ -1,10 +1,10 @@
 """CPU threads and numeric precision for the commands that run the network (predict, train, evaluate, demo).
 
 Threads: ``--threads N`` sets torch's intra-op threads; the default is ``OMP_NUM_THREADS`` when set, else the
-cores this process may run on (``os.sched_getaffinity``) less the cores other processes keep busy (the 1-minute
-load average, read before the command starts working), at least 1. OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, unless set)
-instead of spinning for ~milliseconds after each parallel region: spinning threads take a shared core from the
-process that holds it and stall on it in the next barrier.
+cores this process may run on (``os.sched_getaffinity``, not the machine's count: containers and ``taskset``
+limit it). OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, unless set) instead of spinning after
+each parallel region: spinning threads take a shared core from the process that holds it and stall on it in
+the next barrier (a 512² predict beside one busy process: 108 s spinning, 16 s passive; docs/performance.md).
 
 Precision: ``fp32``; ``bf16`` runs the network under ``torch.autocast`` in bfloat16 (CUDA, and CPUs with
 AVX512-BF16 or AMX); ``auto`` is bf16 on CUDA and fp32 on CPU (bf16 measured slower on CPU for the presets, see
@@ -43,17 +43,12 @@ def available_cores() -> int:
 
 
 def default_threads() -> int:
-    """``OMP_NUM_THREADS`` when set, else the available cores less those other processes keep busy (1-minute load
-    average), at least 1."""
-    cores = available_cores()
+    """``OMP_NUM_THREADS`` when set, else every core this process may run on. (Fewer threads when other
+    processes are busy measured slower: with passive waiting, a thread per core still gets its share of each.)"""
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    return available_cores()
 
 
 def prepare_openmp() -> None:

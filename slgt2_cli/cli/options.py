@@ -23,8 +23,8 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per fo
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 ThreadsOpt = Annotated[
     Optional[int],
-    typer.Option("--threads", min=1, help="CPU threads for the network [default: OMP_NUM_THREADS, else the free cores: "
-                 "available cores less the 1-minute load average, at least 1]."),
+    typer.Option("--threads", min=1, help="CPU threads for the network; they wait passively, so a busy "
+                 "machine slows them gracefully [default: OMP_NUM_THREADS, else the cores this process may use]."),
 ]
 PrecisionOpt = Annotated[
     str,
