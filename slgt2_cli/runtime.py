@@ -7,8 +7,8 @@ each parallel region: spinning threads take a shared core from the process that 
 the next barrier (a 512² predict beside one busy process: 108 s spinning, 16 s passive; docs/performance.md).
 
 Precision: ``fp32``; ``bf16`` runs the network under ``torch.autocast`` in bfloat16 (CUDA, and CPUs with
-AVX512-BF16 or AMX); ``auto`` is bf16 on CUDA and fp32 on CPU (bf16 measured slower on CPU for the presets, see
-docs/performance.md).
+AVX512-BF16 or AMX); ``auto`` is bf16 on CUDA, and on such CPUs for models of BF16_CPU_MIN_PARAMS or more (small,
+paper: measured faster there, the tiny preset slower; docs/performance.md), else fp32.
 """
 
 from __future__ import annotations
