@@ -28,6 +28,7 @@ from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.infer.tiling import BlendAccumulator, Tile, TileGrid, blend_weights
 from slgt2_cli.io.units import is_generic_name
+from slgt2_cli.runtime import autocast, resolve_precision, to_device
 
 BAND_COLUMNS = 256
 """The reader reads and prepares a band of rows in windows this wide (bounds its working arrays)."""
@@ -56,9 +57,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("--device mps was asked for but MPS is not available")
     return device
-
-
-from slgt2_cli.runtime import autocast, resolve_precision, to_device  # noqa: E402
 
 
 @dataclass
