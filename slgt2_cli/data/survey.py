@@ -305,9 +305,10 @@ def _store(cache_dir: Path, key: str, survey: Survey, dataset: Path) -> None:
 
 # --- entry point ------------------------------------------------------------------------------------------------
 def survey_dataset(spec: DatasetSpec, settings: SurveySettings, *, cache_dir: Path | None = None,
-                   workers: int | None = None, progress: bool = True) -> Survey:
-    """Survey the training scenes of ``spec`` (or reuse ``cache_dir/survey.json``). Ctrl-C/SIGTERM raise
-    KeyboardInterrupt within a second; an empty ``cache_dir`` made for this run is then removed."""
+                   workers: int | None = None, progress: bool = True, write_cache: bool = True) -> Survey:
+    """Survey the training scenes of ``spec`` (or reuse ``cache_dir/survey.json``; written there unless
+    ``write_cache`` is False, e.g. on ranks other than 0). Ctrl-C/SIGTERM raise KeyboardInterrupt within a second;
+    an empty ``cache_dir`` made for this run is then removed."""
     scenes = spec.scenes("train")
     if not scenes:
         raise InputError("the dataset has no training scenes", spec.root)
@@ -319,11 +320,11 @@ def survey_dataset(spec: DatasetSpec, settings: SurveySettings, *, cache_dir: Pa
         with terminate_as_interrupt("training start-up stopped, nothing was written"):
             results = _scan(scenes, spec.classes, settings, _default_workers(workers), progress)
     except KeyboardInterrupt:
-        if cache_dir is not None:
+        if cache_dir is not None and write_cache:
             _remove_if_empty(Path(cache_dir))
         raise
     survey = _combine(scenes, results, spec, settings)
-    if cache_dir is not None:
+    if cache_dir is not None and write_cache:
         _store(Path(cache_dir), key, survey, spec.root)
     return survey
 

@@ -174,7 +174,8 @@ def prepare_run(config: TrainConfig, d: Dist) -> dict[str, Any]:
     val_scenes = spec.scenes("val")
     model_config = preset(config.preset, **(config.model or {}))
     survey = survey_dataset(spec, survey_settings(config, model_config["temporal_length"]),
-                            cache_dir=config.out if d.main else None, workers=config.workers, progress=config.progress)
+                            cache_dir=config.out, write_cache=d.main, workers=config.workers,
+                            progress=config.progress and d.main)
     model_config.update(in_chans=len(survey.bands), num_classes=len(spec.classes))
     return dict(spec=spec, train=train_scenes, val=val_scenes, rule=survey.rule, norm=survey.norm, bands=survey.bands,
                 units=survey.units, model_config=model_config, survey=survey)
