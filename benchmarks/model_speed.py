@@ -3,6 +3,8 @@
     python benchmarks/model_speed.py                       # paper preset, 1x2x16x224x224, CPU
     python benchmarks/model_speed.py --preset tiny --size 128
     python benchmarks/model_speed.py --device cuda          # bf16 autocast, reports share of bf16 peak
+    python benchmarks/model_speed.py --device cuda --compile --channels-last
+    python benchmarks/model_speed.py --precision bf16       # bf16 autocast on a CPU with AVX512-BF16/AMX
 
 Prints parameters, forward time and train-step time (median of --repeats after a warm-up), peak memory
 (CPU: the process's peak RSS measured in a fresh subprocess per phase; CUDA: max allocated), pixels per second.
@@ -21,20 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# Dense bf16 tensor-core peaks (TFLOP/s) of common GPUs, for the "share of peak" line.
-BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "4090": 165.0}
-
-
-def _flops_per_forward(model, x) -> float | None:
-    try:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        with FlopCounterMode(display=False) as counter:
-            model(x)
-        return float(counter.get_total_flops())
-    except Exception:  # noqa: BLE001 - counting is optional
-        return None
+from _gpu import bf16_peak_tflops, count_flops, prepare_model  # noqa: E402
 
 
 def run_phase(args: argparse.Namespace, phase: str) -> dict:
@@ -47,10 +38,15 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    model = create_model(args.preset, topk_div=args.topk_div).to(device)
-    x = torch.randn(args.batch, model.in_chans, args.dates, args.size, args.size, device=device)
-    y = torch.randint(0, model.num_classes, (args.batch, args.size, args.size), device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
+    base = create_model(args.preset, topk_div=args.topk_div)
+    in_chans, num_classes = base.in_chans, base.num_classes
+    model = prepare_model(base, device, args.channels_last, args.compile)
+    x = torch.randn(args.batch, in_chans, args.dates, args.size, args.size, device=device)
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    y = torch.randint(0, num_classes, (args.batch, args.size, args.size), device=device)
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and cuda)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     times = []
     if phase == "forward":
@@ -84,18 +80,20 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
     out = {"phase": phase, "median_s": statistics.median(times), "times_s": times}
     if cuda:
         out["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 1e9
-        if phase == "forward":
-            model.eval()
-            with torch.inference_mode(), autocast:
-                flops = _flops_per_forward(model, x)
-            name = torch.cuda.get_device_name()
-            peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
-            if flops and peak:
-                out["tflops"] = flops / out["median_s"] / 1e12
-                out["share_of_bf16_peak"] = out["tflops"] / peak
+        out["device_name"] = torch.cuda.get_device_name()
     else:
         out["peak_mem_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-    out["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+    if phase == "forward":  # counted on the eager model (the counter does not trace compiled graphs)
+        with torch.inference_mode(), autocast:
+            flops = count_flops(lambda: base.eval()(x))
+    else:
+        flops = count_flops(lambda: torch.nn.functional.cross_entropy(base.train()(x), y).backward())
+    peak = bf16_peak_tflops(out.get("device_name", ""))
+    if flops:
+        out["tflops"] = flops / out["median_s"] / 1e12
+        if peak:
+            out["share_of_bf16_peak"] = out["tflops"] / peak
+    out["params_m"] = sum(p.numel() for p in base.parameters()) / 1e6
     return out
 
 
@@ -108,6 +106,10 @@ def main() -> None:
     p.add_argument("--topk-div", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--channels-last", action="store_true", help="channels-last-3d memory format")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--phase", choices=["forward", "train"], help=argparse.SUPPRESS)
@@ -125,14 +127,17 @@ def main() -> None:
     pixels = args.batch * args.size * args.size
     f, t = results["forward"], results["train"]
     print(f"preset {args.preset}  input {args.batch}x?x{args.dates}x{args.size}x{args.size}  device {args.device}"
-          f"  topk_div {args.topk_div}")
+          f" {f.get('device_name', '')}  topk_div {args.topk_div}  precision {args.precision}"
+          f"{'  compiled' if args.compile else ''}{'  channels-last-3d' if args.channels_last else ''}")
     print(f"parameters        {f['params_m']:.2f} M")
     print(f"forward           {f['median_s']:.3f} s  (median of {len(f['times_s'])}; peak mem {f['peak_mem_gb']:.2f} GB)")
     print(f"train step        {t['median_s']:.3f} s  (median of {len(t['times_s'])}; peak mem {t['peak_mem_gb']:.2f} GB)")
     print(f"inference         {pixels / f['median_s']:,.0f} pixels/s")
     print(f"training          {pixels / t['median_s']:,.0f} pixels/s")
-    if "share_of_bf16_peak" in f:
-        print(f"GPU bf16          {f['tflops']:.1f} TFLOP/s = {100 * f['share_of_bf16_peak']:.1f} % of peak")
+    for name, r in (("forward", f), ("train step", t)):
+        if "tflops" in r:
+            share = f" = MFU {100 * r['share_of_bf16_peak']:.1f} % of bf16 peak" if "share_of_bf16_peak" in r else ""
+            print(f"{name:17s} {r['tflops'] * 1000:,.1f} GFLOP/s achieved{share}")
 
 
 if __name__ == "__main__":

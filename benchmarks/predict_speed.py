@@ -13,12 +13,15 @@ measure the pipeline alone where the tiny model is too slow to predict 8 Mpx (a 
     PYTHONPATH=. python benchmarks/predict_speed.py speed --height 256 --width 512 --rounds 2
     PYTHONPATH=. python benchmarks/predict_speed.py memory --heights 1024 8192 --width 1024 --model stub
     PYTHONPATH=. python benchmarks/predict_speed.py memory --heights 1024 8192 --width 1024   # on a GPU
+    PYTHONPATH=. python benchmarks/predict_speed.py speed --device cuda --preset paper --tile 224 --stride 200 \
+        --batch-size 16 --height 4096 --width 4096 --dates 12      # pixels/s, peak GPU memory, MFU
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -28,10 +31,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `slgt2 predict` runs (slgt2_cli.runtime); before torch
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _gpu import count_flops, gpu_lines  # noqa: E402
 
 from models import create_model  # noqa: E402
 from slgt2_cli.checkpoint.format import Checkpoint, save_checkpoint  # noqa: E402
@@ -80,25 +88,31 @@ def use_stub() -> None:
     Checkpoint.build_model = build
 
 
-def predict_once(ck: Path, image: Path, out: Path, tile: int | None, stride: int | None, batch: int, device: str):
+def predict_once(ck: Path, image: Path, out: Path, tile: int | None, stride: int | None, batch: int, device: str,
+                 precision: str = "auto"):
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
     t0 = time.perf_counter()
-    [result] = run_predict(PredictConfig(ck, [image], out, tile, stride, batch, device, overwrite=True, progress=False))
+    [result] = run_predict(PredictConfig(ck, [image], out, tile, stride, batch, device, overwrite=True, progress=False,
+                                         precision=precision))
     return time.perf_counter() - t0, result
 
 
-def model_only(ck: Path, tiles: int, tile: int | None, stride: int | None, batch: int, device: str) -> float:
-    """Seconds for ``Predictor.infer`` on ``tiles`` random prepared tiles in batches of ``batch`` (+ one warm-up)."""
+def model_only(ck: Path, tiles: int, tile: int | None, stride: int | None, batch: int, device: str,
+               precision: str = "auto", flops: dict | None = None) -> float:
+    """Seconds for ``Predictor.infer`` on ``tiles`` random prepared tiles in batches of ``batch`` (+ one warm-up);
+    ``flops["tile"]`` receives the FLOPs of one tile's forward pass when asked for."""
     from slgt2_cli.checkpoint.format import load_checkpoint
     from slgt2_cli.infer.predictor import Predictor, resolve_device
 
     p = Predictor.from_checkpoint(load_checkpoint(ck), resolve_device(device), tile=tile, stride=stride,
-                                  batch_size=batch)
+                                  batch_size=batch, precision=precision)
     rng = np.random.default_rng(0)
     shape = (batch, p.norm.num_channels, p.rule.length, p.tile, p.tile)
     batches = [rng.standard_normal(shape, dtype=np.float32) for _ in range(2)]
     p.infer(batches[0])  # warm-up
+    if flops is not None and "tile" not in flops:
+        flops["tile"] = (count_flops(lambda: p.infer(batches[0][:1])) or 0.0)
     if p.device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -118,14 +132,18 @@ def cmd_speed(args) -> dict:
     image, dates = make_scene(work, args.height, args.width, args.dates)
     ck = make_checkpoint(work / "ck.pt", dates, args.preset)
     pixels = args.height * args.width
-    predict_once(ck, image, work / "map.tif", args.tile, args.stride, args.batch_size, args.device)  # warm-up
-    e2e, model = [], []
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    predict_once(ck, image, work / "map.tif", args.tile, args.stride, args.batch_size, args.device,
+                 args.precision)  # warm-up
+    e2e, model, flops, computed = [], [], {}, 0
     for r in range(args.rounds):
         seconds, result = predict_once(ck, image, work / "map.tif", args.tile, args.stride, args.batch_size,
-                                       args.device)
+                                       args.device, args.precision)
         computed = result.stats["tiles"] - result.stats["skipped"]
         e2e.append(pixels / seconds)
-        model.append(pixels / model_only(ck, computed, args.tile, args.stride, args.batch_size, args.device))
+        model.append(pixels / model_only(ck, computed, args.tile, args.stride, args.batch_size, args.device,
+                                         args.precision, flops))
         print(f"round {r + 1}: end-to-end {e2e[-1]:,.0f} px/s ({seconds:.1f} s, {computed} tiles computed, "
               f"model time inside {result.stats['model_s']:.1f} s)  model-only {model[-1]:,.0f} px/s", flush=True)
     ratios = [a / b for a, b in zip(e2e, model)]
@@ -135,6 +153,10 @@ def cmd_speed(args) -> dict:
            "end_to_end_px_s": statistics.median(e2e), "model_only_px_s": statistics.median(model),
            "ratio_median": statistics.median(ratios), "ratios": ratios}
     out["overhead_pct"] = 100 * (1 - out["ratio_median"])
+    device = torch.device(args.device) if args.device != "auto" else torch.device("cpu")
+    total = flops.get("tile", 0.0) * computed
+    for label, px_s in (("end to end", out["end_to_end_px_s"]), ("model alone", out["model_only_px_s"])):
+        print(label, *gpu_lines(device, total, pixels / px_s, pixels), sep="\n  ")
     out["pass"] = out["ratio_median"] >= 0.85
     return out
 
@@ -200,6 +222,8 @@ def main() -> None:
         p.add_argument("--dates", type=int, default=6)
         p.add_argument("--width", type=int, default=1024)
         p.add_argument("--workdir")
+        p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+        p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     sub.choices["speed"].add_argument("--height", type=int, default=1024)
     sub.choices["speed"].add_argument("--rounds", type=int, default=3)
     sub.choices["memory"].add_argument("--heights", type=int, nargs="+", default=[1024, 8192])

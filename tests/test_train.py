@@ -43,7 +43,9 @@ def test_tiny_model_overfits_a_small_dataset(tmp_path):
     """Train and validate on the same scene: the network must be able to fit it (val mIoU >= 0.9).
 
     Seed 7's training scene holds three classes of 866-1712 pixels each: no class of a handful of pixels
-    decides the mean IoU."""
+    decides the mean IoU. Without augmentation every sample is that whole 64 px scene, so one sample per step
+    gives the same gradient as two: 60 steps of batch 1 reach mIoU 0.98 (200 steps of batch 2 took 6.7x the
+    compute, ~450 s on a busy machine, for the same verdict)."""
     root = tmp_path / "ds"
     synthesize(root, size=32, dates=8, scenes=3, seed=7, scene_size=64)
     train_scene = next((root / "train" / "images").iterdir())
@@ -58,11 +60,12 @@ def test_tiny_model_overfits_a_small_dataset(tmp_path):
         if other != train_scene:
             (shutil.rmtree if other.is_dir() else os.remove)(other)
     result = runner.invoke(app, ["train", str(root), "--out", str(tmp_path / "run"), "--preset", "tiny",
-                                 "--patch-size", "64", "--batch-size", "2", "--iterations", "200", "--val-every", "100",
+                                 "--patch-size", "64", "--batch-size", "1", "--iterations", "60", "--val-every", "30",
                                  "--no-augment", "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert max(r["miou"] for r in log) >= 0.9, log
+    assert [r["step"] for r in log] == [30, 60], log
+    assert log[-1]["miou"] >= 0.9 and log[-1]["loss"] < 0.25 * log[0]["loss"], log  # the final weights fit it
 
 
 def test_run_directory_is_complete_and_checkpoint_self_contained(dataset, tmp_path):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slgt2_cli.cli.options import DeviceOpt, OverwriteOpt, SeedOpt
+from slgt2_cli.cli.options import DeviceOpt, OverwriteOpt, SeedOpt, ThreadsOpt
 
 
 def demo(
@@ -16,6 +16,7 @@ def demo(
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run the whole path on built-in synthetic Sentinel-1 data: synth -> train (tiny) -> predict -> evaluate.
 
@@ -23,6 +24,9 @@ def demo(
 
     Example:  slgt2 demo --quick
     """
+    from slgt2_cli.runtime import configure_threads
+
+    configure_threads(threads)
     from slgt2_cli.demo.run import DemoConfig, run_demo
 
     result = run_demo(DemoConfig(out, quick, device, seed, overwrite), say=typer.echo)

@@ -15,6 +15,7 @@ from slgt2_cli.cli.options import (
     QuietOpt,
     ResamplingOpt,
     StrideOpt,
+    ThreadsOpt,
     TileOpt,
     UnitsOpt,
     as_value,
@@ -58,6 +59,7 @@ def evaluate(
     units: UnitsOpt = None,
     blend: BlendOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Overall accuracy, Cohen's kappa, mIoU, mean F1, per-class scores and the confusion matrix.
 
@@ -76,15 +78,18 @@ def evaluate(
                slgt2 evaluate --checkpoint runs/demo/best.pt --dataset data/ --split test --plot cm.png
     """
     if _checkpoint_mode(prediction, labels, checkpoint, dataset, classes, resampling):
+        from slgt2_cli.runtime import configure_threads
         from slgt2_cli.scoring.evaluator import CheckpointEvaluateConfig, evaluate_checkpoint
+
+        configure_threads(threads)
 
         config = CheckpointEvaluateConfig(checkpoint, dataset, split.value, json_path, csv_path, plot_path, tile,
                                           stride, batch_size, device, as_value(units), progress=not quiet,
                                           blend=as_value(blend))
         typer.echo(evaluate_checkpoint(config).text)
         return
-    if tile is not None or stride is not None or units is not None or blend is not None:
-        raise InputError("--tile, --stride, --units and --blend apply to --checkpoint mode only")
+    if tile is not None or stride is not None or units is not None or blend is not None or threads is not None:
+        raise InputError("--tile, --stride, --units, --blend and --threads apply to --checkpoint mode only")
     from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
 
     config = EvaluateConfig(prediction, labels, classes, json_path, csv_path, plot_path, as_value(resampling) or "nearest")

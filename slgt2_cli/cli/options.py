@@ -20,6 +20,7 @@ from slgt2_cli.infer.device import parse_device
 from slgt2_cli.infer.tiling import Blend
 from slgt2_cli.io.labels import LabelResampling
 from slgt2_cli.io.units import Units
+from slgt2_cli.runtime import Precision
 
 
 def _device(value: str) -> str:
@@ -86,7 +87,7 @@ def classes_option(what: str, default: str) -> typer.models.OptionInfo:
                         show_default=default)
 
 
-def as_value(choice: Optional[Units | Blend | LabelResampling]) -> Optional[str]:
+def as_value(choice: Optional[Units | Blend | LabelResampling | Precision]) -> Optional[str]:
     """An Enum choice as the plain string the library's configurations take (None stays None)."""
     return None if choice is None else choice.value
 
@@ -95,3 +96,14 @@ QuietOpt = Annotated[bool, quiet_option()]
 SeedOpt = Annotated[int, seed_option()]
 BatchOpt = Annotated[int, batch_size_option()]
 ClassesPath = Optional[Path]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option("--threads", min=1, help="CPU threads for the network; they wait passively, so a busy machine "
+                 "slows them gracefully.", show_default="OMP_NUM_THREADS, else the cores this process may use"),
+]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option("--precision", case_sensitive=False,
+                 help="Network arithmetic: fp32, bf16 (CUDA; CPUs with AVX512-BF16/AMX) or auto (bf16 on CUDA, and on "
+                      "bf16 CPUs for models of 10 M parameters or more (small, paper), else fp32)."),
+]

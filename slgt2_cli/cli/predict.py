@@ -12,12 +12,15 @@ from slgt2_cli.cli.options import (
     BlendOpt,
     DeviceOpt,
     OverwriteOpt,
+    PrecisionOpt,
     QuietOpt,
     StrideOpt,
+    ThreadsOpt,
     TileOpt,
     UnitsOpt,
     as_value,
 )
+from slgt2_cli.runtime import Precision
 
 
 def predict(
@@ -38,16 +41,21 @@ def predict(
     strict: Annotated[bool, typer.Option("--strict", help="Refuse stacks whose pixel size differs from the training one by more than 2× (otherwise a warning).")] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
+    precision: PrecisionOpt = Precision.AUTO,
 ) -> None:
     """Classify whole scenes with sliding-window inference into Cloud-Optimized GeoTIFF maps.
 
     Example:  slgt2 predict runs/demo/best.pt scene/image.tif map.tif --confidence conf.tif
     """
+    from slgt2_cli.runtime import configure_threads
+
+    configure_threads(threads)
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
     config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,
                            probabilities, tta, overwrite, as_value(units), as_value(blend), progress=not quiet,
-                           areas=areas, stac=stac, strict=strict)
+                           areas=areas, stac=stac, strict=strict, precision=as_value(precision))
     for r in run_predict(config):
         skipped = r.stats.get("skipped", 0)
         typer.echo(f"{r.output}  ({r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} px/s; "

@@ -11,6 +11,7 @@ from slgt2_cli.cli.options import (
     DeviceOpt,
     OverwriteOpt,
     QuietOpt,
+    ThreadsOpt,
     UnitsOpt,
     as_value,
     batch_size_option,
@@ -54,6 +55,7 @@ def train(
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved configuration (YAML that --config accepts) and exit without training.")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train SL-GT2Net on a dataset (AdamW, poly schedule, rescale/crop/flip augmentation; --recipe reference: as the paper's code).
 
@@ -82,7 +84,10 @@ def train(
     if print_config:
         typer.echo(render_config(resolved), nl=False)
         return
+    from slgt2_cli.runtime import configure_threads
     from slgt2_cli.train.loop import describe_result
     from slgt2_cli.train.loop import train as run_training
+
+    configure_threads(threads)
 
     typer.echo(describe_result(run_training(resolved)))

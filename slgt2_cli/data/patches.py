@@ -65,7 +65,8 @@ class PatchDataset(torch.utils.data.Dataset):
     def __init__(self, scenes: Sequence[Any], classes: ClassTable, rule: TemporalRule, norm: Normalization,
                  patch_size: int, length: int, seed: int = 0, augment: bool = True, min_labelled: float = 0.05,
                  max_class_share: float | None = 0.75, scale_range: tuple[float, float] = (0.5, 2.0),
-                 crop_tries: int = 5, rotate: bool = True, units: str | None = None, log_uniform: bool = True):
+                 crop_tries: int = 5, rotate: bool = True, units: str | None = None, log_uniform: bool = True,
+                 shapes: Sequence[tuple[int, int]] | None = None):
         if not scenes:
             raise InputError("no scenes to sample training patches from")
         if patch_size < 1 or length < 1:
@@ -77,16 +78,17 @@ class PatchDataset(torch.utils.data.Dataset):
         self.log_uniform = log_uniform
         self._readers: OrderedDict[int, Any] = OrderedDict()
         self._pid = os.getpid()
-        shapes = []
-        for i, scene in enumerate(self.scenes):  # headers only: validates every scene before training starts
+        if shapes is not None and len(shapes) != len(self.scenes):
+            raise ValueError(f"{len(shapes)} shapes for {len(self.scenes)} scenes")
+        for i, scene in enumerate(self.scenes if shapes is None else []):  # headers: validates every scene
             reader = self._reader(i)
             rule.check(reader)
             if reader.num_channels != norm.num_channels:
                 raise InputError(f"has {reader.num_channels} channels, the normalisation has {norm.num_channels}",
                                  scene.image)
-            shapes.append(reader.grid.shape)
-        self.shapes = shapes
-        area = np.array([h * w for h, w in shapes], dtype=np.float64)
+        self.shapes = list(shapes) if shapes is not None else [self._reader(i).grid.shape
+                                                                for i in range(len(self.scenes))]
+        area = np.array([h * w for h, w in self.shapes], dtype=np.float64)
         self.weights = area / area.sum()
 
     def set_epoch(self, epoch: int) -> None:

@@ -31,6 +31,7 @@ from slgt2_cli.infer.tiling import BLEND_MODES, BlendAccumulator, Tile, TileGrid
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.units import is_generic_name
+from slgt2_cli.runtime import autocast, resolve_precision, to_device
 
 BAND_COLUMNS = 256
 """The reader reads and prepares a band of rows in windows this wide (bounds its working arrays)."""
@@ -105,6 +106,8 @@ class Predictor:
     blend: str = "cosine"
     units: str | None = None
     """The model's input units (``db`` for SAR, ``raw`` for other data); stacks must convert to them."""
+    precision: str = "auto"
+    """fp32, bf16 or auto (slgt2_cli.runtime.resolve_precision)."""
 
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, device: torch.device, tile: int | None = None,
@@ -146,10 +149,9 @@ class Predictor:
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(B, C, L, h, w) prepared input -> (B, K, h, w) float32 probabilities (raw logits when the blend
         averages logits, as the reference's slide inference does)."""
-        batch = torch.from_numpy(x).to(self.device, non_blocking=True)
-        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        batch = to_device(x, self.device)
         post = (lambda t: t.float()) if logits_blended(self.blend) else (lambda t: t.float().softmax(1))
-        with amp:
+        with autocast(self.device, resolve_precision(self.precision, self.device, self.model)):
             probs = post(self.model(batch))
             if self.tta:
                 probs += post(self.model(batch.flip(-1))).flip(-1)

@@ -47,6 +47,8 @@ class PredictConfig:
     """Write a STAC item ``<map>.stac.json`` beside each map."""
     strict: bool = False
     """Refuse (instead of warn) when a stack's pixel size differs from the training one by more than 2×."""
+    precision: str = "auto"
+    """Network arithmetic: fp32, bf16 or auto (see slgt2_cli.runtime)."""
 
 
 @dataclass
@@ -98,7 +100,8 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
     check_tile_stride(tile, config.stride if config.stride is not None else tile)
     device = resolve_device(config.device)
     predictor = Predictor.from_checkpoint(ck, device, tile=config.tile, stride=config.stride,
-                                          batch_size=config.batch_size, tta=config.tta, blend=config.blend)
+                                          batch_size=config.batch_size, tta=config.tta, blend=config.blend,
+                                          precision=config.precision)
     check_tile_stride(predictor.tile, predictor.stride)
     for stack_path in stacks:  # everything that can fail on input, before any compute
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:

@@ -249,7 +249,9 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; use one of {', '.join(SPLITS)}")
     ck = load_checkpoint(config.checkpoint)
-    spec = open_dataset(config.dataset, require_train=False)
+    from slgt2_cli.data.survey import apply_run_split
+
+    spec = apply_run_split(open_dataset(config.dataset, require_train=False), Path(config.checkpoint).parent)
     scenes = spec.scenes(config.split)
     if not scenes:
         have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"

@@ -154,7 +154,7 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
         set_rng_state(ts["rng"])
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if d.active else model
-    weights = class_weights(config.class_weights, setup.train, setup.spec.classes)
+    weights = class_weights(config.class_weights, setup.train, setup.spec.classes, setup.class_counts)
     return Run(config, setup, d, device, model, net, optimizer, scheduler, scaler, amp_dtype,
                weights.to(device) if weights is not None else None, accumulation(config, d), writer, state)
 
@@ -177,7 +177,7 @@ def make_loader(run: Run) -> torch.utils.data.DataLoader:
                            length=c.iterations * run.accumulate * c.batch_size * run.d.world, seed=c.seed,
                            min_labelled=c.min_labelled, augment=c.augment, scale_range=s.scale_range,
                            crop_tries=c.crop_tries, rotate=c.flips is Flips.FLIP_ROTATE,
-                           log_uniform=c.scale_sampling is ScaleSampling.LOG_UNIFORM)
+                           log_uniform=c.scale_sampling is ScaleSampling.LOG_UNIFORM, shapes=s.shapes)
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(run.state.step, c.iterations, c.batch_size, run.d, run.accumulate),
         num_workers=c.workers, pin_memory=run.device.type == "cuda", generator=torch.Generator(),
@@ -368,6 +368,8 @@ def train(config: TrainConfig) -> TrainResult:
 def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     run = open_run(config, d, device)
     run.writer.start(fresh=not config.resume)  # every check passed: from here on the run directory changes
+    if d.main:
+        run.setup.store_survey(config.out)
     run.writer.write_config(config.settings(), run.setup.record())
     run.writer.log(run.state.history)
 

@@ -53,8 +53,8 @@ def parse_class_weights(spec: str | None, num_classes: int) -> torch.Tensor | No
     return torch.tensor(values, dtype=torch.float32)
 
 
-def label_weights(scenes: Sequence, classes: ClassTable, rows: int = 512) -> torch.Tensor:
-    """Inverse log-frequency weights (ENet style) from the labels of ``scenes``, mean 1 over present classes."""
+def label_counts(scenes: Sequence, classes: ClassTable, rows: int = 512) -> np.ndarray:
+    """Labelled pixels per model class over the labels of ``scenes``."""
     from rasterio.windows import Window
 
     k = len(classes)
@@ -65,15 +65,25 @@ def label_weights(scenes: Sequence, classes: ClassTable, rows: int = 512) -> tor
                 values, ok = labels.read(Window(0, row, stack.grid.width, min(rows, stack.grid.height - row)))
                 cls = classes.encode(values, ok)
                 counts += np.bincount(cls[cls != IGNORE_INDEX], minlength=k)[:k]
+    return counts
+
+
+def label_weights(counts: Sequence[int]) -> torch.Tensor:
+    """Inverse log-frequency weights (ENet style) from per-class pixel counts, mean 1 over present classes."""
+    counts = np.asarray(counts, dtype=np.int64)
     freq = counts / max(1, counts.sum())
     weights = np.where(counts > 0, 1.0 / np.log(1.02 + freq), 0.0)
     return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
 
 
-def class_weights(spec: str | None, scenes: Sequence, classes: ClassTable) -> torch.Tensor | None:
-    """The loss's class weights for a run: none, given, or from the training labels."""
+def class_weights(spec: str | None, scenes: Sequence, classes: ClassTable,
+                  counts: Sequence[int] | None = None) -> torch.Tensor | None:
+    """The loss's class weights for a run: none, given, or from the training labels (``counts``, the survey's
+    exact census, when known; else counted here)."""
     parsed = parse_class_weights(spec, len(classes))
-    return label_weights(scenes, classes) if isinstance(parsed, str) else parsed
+    if not isinstance(parsed, str):
+        return parsed
+    return label_weights(counts if counts is not None else label_counts(scenes, classes))
 
 
 def poly_lambda(iterations: int, power: float, warmup: int = 0) -> Callable[[int], float]:

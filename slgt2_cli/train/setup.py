@@ -9,6 +9,7 @@ the split is in the class table. A resumed run takes the rule, normalisation and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from rasterio.windows import Window
@@ -16,11 +17,8 @@ from rasterio.windows import Window
 from models import preset
 from slgt2_cli.checkpoint.format import Checkpoint, default_stride
 from slgt2_cli.data.datasets import DatasetSpec, Scene, check_labels, open_dataset
-from slgt2_cli.data.normalization import (
-    Normalization,
-    compute_normalization,
-    seed_normalization,
-)
+from slgt2_cli.data.normalization import Normalization, seed_normalization
+from slgt2_cli.data.survey import Survey, SurveySettings, store_survey, survey_dataset, survey_settings
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.pixelsize import training_gsd
@@ -65,6 +63,17 @@ class RunSetup:
     stride: int
     gsd: float | None = None
     """Pixel size (m) of the training scenes (median), None when none is georeferenced."""
+    shapes: tuple[tuple[int, int], ...] | None = None
+    """(height, width) of each training scene (from the survey: patch sampling opens no file for it)."""
+    class_counts: tuple[int, ...] | None = None
+    """Labelled pixels per class over the training scenes (the survey's exact census)."""
+    survey: Survey | None = None
+    survey_settings: SurveySettings | None = None
+
+    def store_survey(self, run_dir: Path) -> None:
+        """Cache the survey in the run directory (once it exists) for ``--resume`` and ``evaluate``."""
+        if self.survey is not None and self.survey_settings is not None:
+            store_survey(run_dir, self.spec, self.survey_settings, self.survey)
 
     def record(self) -> dict[str, Any]:
         """config.yaml's ``resolved`` section: what the configuration resolved to for this dataset."""
@@ -79,48 +88,44 @@ class RunSetup:
 
 
 def prepare_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunSetup:
-    """Open the dataset, check every split and fix the rule, normalisation and model for the run."""
+    """Open the dataset, survey the training scenes in one pass (data/survey.py, cached in the run directory),
+    check every split and fix the rule, normalisation and model for the run."""
     spec = open_dataset(config.dataset, val_fraction=config.val_fraction)
     train = tuple(BoundScene(s, config.units) for s in spec.scenes("train"))
     val = tuple(BoundScene(s, config.units) for s in spec.scenes("val"))
-    dates, bands, units, gsd = _survey(train)
-    model_config = dict(resume.model_config) if resume else _model_config(config, len(bands), len(spec.classes))
-    rule = resume.temporal if resume else TemporalRule.fit(dates, length=model_config["temporal_length"],
-                                                           mode=config.temporal_mode)
-    for split, scenes in (("train", train), ("val", val)):
-        for scene in scenes:
-            check_scene(scene, rule, len(bands))
-        if scenes:
-            check_labels(spec, split)
+    model_config = dict(resume.model_config) if resume else _model_config(config, 0, len(spec.classes))
+    settings = survey_settings(config, model_config["temporal_length"])
+    survey = survey_dataset(spec, settings, cache_dir=config.out, workers=config.workers, progress=config.progress)
+    bands, units = list(survey.bands), survey.units
+    if resume is None:
+        model_config["in_chans"] = len(bands)
+    rule = resume.temporal if resume else survey.rule
+    for scene in train + val:
+        check_scene(scene, rule, len(bands))
+    if val:
+        check_labels(spec, "val")
     if resume is not None:
         norm = resume.normalization
     else:
-        norm = _normalization(config, spec.kind, train, rule, units)
+        norm = _normalization(config, spec.kind, survey.norm, units)
     setup = RunSetup(spec=spec, train=train, val=val, rule=rule, norm=norm, bands=tuple(bands), units=units,
                      model_config=model_config, scale_range=scale_range_for(config, spec.kind),
                      stride=config.val_stride or default_stride(config.patch_size),
-                     gsd=resume.training_gsd_m if resume else gsd)
+                     gsd=resume.training_gsd_m if resume else _gsd(train), shapes=tuple(survey.shapes),
+                     class_counts=tuple(survey.class_counts), survey=survey, survey_settings=settings)
     if resume is not None:
         check_same_data(setup, resume)
     return setup
 
 
-def _survey(scenes: tuple[BoundScene, ...]) -> tuple[list[Any], list[str], str, float | None]:
-    """Dates of each training stack, the band names, the model units (the first stack's) and the pixel size."""
-    dates: list[Any] = []
-    grids: list[Any] = []
-    bands: list[str] = []
-    units = ""
-    for scene in scenes:
+def _gsd(scenes: tuple[BoundScene, ...], most: int = 9) -> float | None:
+    """The training pixel size: the median over (at most ``most``, evenly spaced) georeferenced scenes."""
+    picked = scenes[:: max(1, len(scenes) // most)][:most]
+    grids = []
+    for scene in picked:
         with scene.open() as stack:
-            dates.append(stack.dates)
             grids.append(stack.grid)
-            bands = bands or [p or f"band{i + 1}" for i, p in enumerate(stack.polarisations)]
-            units = units or stack.model_units
-            if stack.num_channels != len(bands):
-                raise InputError(f"has {stack.num_channels} channels, other training stacks have {len(bands)}",
-                                 scene.image)
-    return dates, bands, units, training_gsd(grids)
+    return training_gsd(grids)
 
 
 def check_scene(scene: BoundScene, rule: TemporalRule, channels: int) -> None:
@@ -151,13 +156,13 @@ def _model_config(config: TrainConfig, channels: int, num_classes: int) -> dict[
     return model_config
 
 
-def _normalization(config: TrainConfig, kind: str, train: tuple[BoundScene, ...], rule: TemporalRule,
-                   units: str) -> Normalization:
+def _normalization(config: TrainConfig, kind: str, surveyed: Normalization, units: str) -> Normalization:
+    """The recipe's fixed statistics for the seed datasets, else the survey's estimate."""
     if config.normalization is NormSource.FIXED:
         fixed = seed_normalization(kind, units)
         if fixed is not None:
             return fixed
-    return compute_normalization(train, rule, max_windows_per_stack=config.norm_windows)
+    return surveyed
 
 
 def check_same_data(setup: RunSetup, resume: Checkpoint) -> None:
