@@ -6,7 +6,8 @@ convolutions, forward and, for a train step, backward) / seconds / the device's 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, by a substring of torch.cuda.get_device_name().
 # H100/H200 SXM 989, H100 PCIe 756, A100 312, L4 121, L40S 362, A10 125, RTX 4090 165.

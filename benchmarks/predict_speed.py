@@ -43,11 +43,11 @@ from _gpu import count_flops, gpu_lines  # noqa: E402
 
 from models import create_model  # noqa: E402
 from slgt2_cli.checkpoint.format import Checkpoint, save_checkpoint  # noqa: E402
-from slgt2_cli.io.classes import ClassTable  # noqa: E402
 from slgt2_cli.data.normalization import Normalization  # noqa: E402
-from slgt2_cli.synth.scenes import write_scene  # noqa: E402
-from slgt2_cli.synth.model import CLASSES, acquisition_dates  # noqa: E402
 from slgt2_cli.data.temporal import TemporalRule  # noqa: E402
+from slgt2_cli.io.classes import ClassTable  # noqa: E402
+from slgt2_cli.synth.model import CLASSES, acquisition_dates  # noqa: E402
+from slgt2_cli.synth.scenes import write_scene  # noqa: E402
 
 
 class StubModel(torch.nn.Module):

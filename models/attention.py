@@ -12,7 +12,7 @@ size of the attention matrix is ever built.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,7 @@ a channels-last ``(B, D, T, H, W)`` view.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -10,13 +10,14 @@ read and dropped, not built.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
-from models.mmseg_config import (ReferenceCheckpointError, backbone_of, load_mmseg_file, parse_config_text)
+from models.mmseg_config import ReferenceCheckpointError, backbone_of, load_mmseg_file, parse_config_text
 from models.presets import PRESETS
 from models.slgt2net import SLGT2Net
 

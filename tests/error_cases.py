@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import rasterio
@@ -37,7 +37,10 @@ class Case:
         return self.argv(Path(PLACEHOLDER))[0]
 
 
-def _write(path: Path, data: np.ndarray, crs=CRS.from_epsg(32633), transform=None, descriptions=(), nodata=None,
+UTM33 = CRS.from_epsg(32633)
+
+
+def _write(path: Path, data: np.ndarray, crs=UTM33, transform=None, descriptions=(), nodata=None,
            tags=None) -> Path:
     data = np.asarray(data)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,9 +66,9 @@ def build_world(root: Path) -> Path:
     from slgt2_cli.checkpoint.format import Checkpoint, provenance, save_checkpoint
     from slgt2_cli.data.datasets import open_dataset
     from slgt2_cli.data.normalization import compute_normalization
+    from slgt2_cli.data.temporal import TemporalRule
     from slgt2_cli.io.stacks import open_stack
     from slgt2_cli.synth.scenes import synthesize
-    from slgt2_cli.data.temporal import TemporalRule
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

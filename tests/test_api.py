@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
-from predict_helpers import DATES, TABLE, make_checkpoint, sar_values, write_stack
-from raster_helpers import utm_grid, write_raster
+from helpers import DATES, TABLE, make_checkpoint, sar_values, utm_grid, write_raster, write_stack
 from typer.testing import CliRunner
 
 import slgt2_cli as slgt2

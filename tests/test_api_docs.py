@@ -10,8 +10,7 @@ import matplotlib
 import numpy as np
 import pytest
 import xarray as xr
-from predict_helpers import DATES, make_checkpoint, sar_values, write_stack
-from raster_helpers import utm_grid, write_raster
+from helpers import DATES, make_checkpoint, sar_values, utm_grid, write_raster, write_stack
 
 from slgt2_cli.io.cube import pixel_centres
 

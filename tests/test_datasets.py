@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from helpers import ORIGIN, dates_from, write_dataset, write_raster
 from rasterio.transform import from_origin
 
-from _rasters import ORIGIN, dates_from, write_dataset, write_raster
-from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.data.datasets import PatchDataset, hold_out, open_dataset
-from slgt2_cli.errors import InputError
 from slgt2_cli.data.normalization import Normalization, compute_normalization
 from slgt2_cli.data.preprocess import prepare_input
-from slgt2_cli.io.stacks import Stack
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import IGNORE_INDEX
+from slgt2_cli.io.stacks import Stack
 
 CLASSES = [{"value": 1110, "name": "wheat"}, {"value": 2000, "name": "grass"}, {"value": 5000, "name": "water"}]
 DATES = dates_from(dt.date(2021, 3, 1), 6, step=20)

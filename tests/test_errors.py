@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 import pytest
+from error_cases import CASES, DOC, build_world, render_row, run_case
 from typer.testing import CliRunner
 
-from error_cases import CASES, DOC, build_world, render_row, run_case
 from slgt2_cli.cli.app import app
 
 
@@ -45,7 +45,6 @@ def test_debug_shows_the_traceback(world):
 def test_infinite_values_are_no_data(world, tmp_path):
     """+inf/-inf in a float stack are masked like NaN: the map is nodata exactly where no observation is left."""
     import rasterio
-
     from error_cases import _write
 
     with rasterio.open(world / "stack.tif") as src:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_checkpoint
 from typer.testing import CliRunner
 
-from predict_helpers import make_checkpoint
 from slgt2_cli.checkpoint.format import load_checkpoint
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.cli.app import app
 from slgt2_cli.data.datasets import open_dataset
 from slgt2_cli.infer.predictor import Predictor
+from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.scoring.metrics import ConfusionMatrix
 from slgt2_cli.scoring.scenes import score_scenes
 

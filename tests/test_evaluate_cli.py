@@ -5,12 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from helpers import utm_grid, write_raster
 from rasterio.windows import Window
 from typer.testing import CliRunner
 
-from raster_helpers import utm_grid, write_raster
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.cli.app import app
+from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.geotiff import MapWriter
 
 runner = CliRunner()

@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from helpers import utm_grid, write_raster
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from raster_helpers import utm_grid, write_raster
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.scoring.evaluator import EvaluateConfig, chunk_windows, evaluate_maps, score_map
+from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.geotiff import MapWriter
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
+from slgt2_cli.scoring.evaluator import EvaluateConfig, chunk_windows, evaluate_maps, score_map
 
 TABLE = ClassTable.from_list([
     {"value": 10, "name": "crop"}, {"value": 20, "name": "forest"},

@@ -18,8 +18,8 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
 from slgt2_cli.io.stacks import open_stack

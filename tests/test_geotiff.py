@@ -7,15 +7,21 @@ import sys
 import numpy as np
 import pytest
 import rasterio
+from helpers import utm_grid
 from rasterio.windows import Window
 
-from raster_helpers import utm_grid
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.io.geotiff import (
-    MapWriter, class_map_dtype, confidence_bytes, gdal_cache, overview_factors, probability_bytes, read_class_table,
-)
 from slgt2_cli.io.atomic import temp_path
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.io.geotiff import (
+    MapWriter,
+    class_map_dtype,
+    confidence_bytes,
+    gdal_cache,
+    overview_factors,
+    probability_bytes,
+    read_class_table,
+)
 
 TABLE = ClassTable.from_list([
     {"value": 1110, "name": "winter wheat", "color": "#e6194b"},
@@ -198,7 +204,7 @@ def test_confidence_and_probability_maps(tmp_path):
 
 
 def test_read_class_table_absent_and_bad(tmp_path):
-    from raster_helpers import write_raster
+    from helpers import write_raster
 
     plain = write_raster(tmp_path / "plain.tif", np.zeros((4, 4), np.uint8), utm_grid(4, 4))
     assert read_class_table(plain) is None

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from gis_tools import cog_report
-from predict_helpers import TABLE
-from raster_helpers import utm_grid
+from helpers import TABLE, utm_grid
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 

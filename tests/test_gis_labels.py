@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from raster_helpers import UTM33, utm_grid
+from helpers import UTM33, utm_grid
 from rasterio.crs import CRS
 from rasterio.windows import Window
 

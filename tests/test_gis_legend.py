@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 from gis_tools import cog_report, qgis_legend, system_python_has
-from predict_helpers import TABLE, make_checkpoint, sar_values, write_stack
-from raster_helpers import utm_grid
+from helpers import TABLE, make_checkpoint, sar_values, utm_grid, write_stack
 from rasterio.windows import Window
 from typer.testing import CliRunner
 

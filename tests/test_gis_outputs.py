@@ -14,9 +14,8 @@ import pytest
 import rasterio
 from affine import Affine
 from gis_tools import cog_report
-from predict_helpers import DATES, TABLE, make_checkpoint, sar_values, write_stack
+from helpers import DATES, TABLE, make_checkpoint, sar_values, utm_grid, write_raster, write_stack
 from pyproj import Geod, Transformer
-from raster_helpers import utm_grid, write_raster
 from rasterio.crs import CRS
 from rasterio.windows import Window
 from typer.testing import CliRunner
@@ -34,27 +33,22 @@ GEOD = Geod(ellps="WGS84")
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ck") / "tiny.pt")
-
-
-@pytest.fixture(scope="module")
-def run(ckpt, tmp_path_factory) -> Path:
+def run(tiny_checkpoint, tmp_path_factory) -> Path:
     """predict with every GIS output: confidence, probabilities, areas CSV, STAC item."""
     root = tmp_path_factory.mktemp("run")
     values = sar_values(64, 80)
     values[:, :, :8, :] = np.nan
     stack = write_stack(root / "scene.tif", values)
     out = root / "out"
-    result = runner.invoke(app, ["predict", "-q", "--device", "cpu", str(ckpt), str(stack), str(out / "map.tif"),
+    result = runner.invoke(app, ["predict", "-q", "--device", "cpu", str(tiny_checkpoint), str(stack), str(out / "map.tif"),
                                  "--confidence", str(out / "conf.tif"), "--probabilities", str(out / "prob.tif"),
                                  "--areas", str(out / "areas.csv"), "--stac", "--tile", "64", "--stride", "48"])
     assert result.exit_code == 0, result.output
     return out
 
 
-def test_provenance_on_all_three_outputs(run, ckpt):
-    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+def test_provenance_on_all_three_outputs(run, tiny_checkpoint):
+    sha = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     for name, product in (("map.tif", "classes"), ("conf.tif", "confidence"), ("prob.tif", "probabilities")):
         with rasterio.open(run / name) as src:
             tags = src.tags()
@@ -91,9 +85,9 @@ def test_stac_item_has_the_documented_structure(run):
     assert 14.99 < lon0 < lon1 < 15.02 and 46.04 < lat0 < lat1 < 46.06
 
 
-def test_areas_and_stac_refused_before_compute(ckpt, tmp_path):
+def test_areas_and_stac_refused_before_compute(tiny_checkpoint, tmp_path):
     stack = write_stack(tmp_path / "s.tif", sar_values(32, 32))
-    base = ["predict", "-q", "--device", "cpu", str(ckpt), str(stack), str(tmp_path / "m.tif")]
+    base = ["predict", "-q", "--device", "cpu", str(tiny_checkpoint), str(stack), str(tmp_path / "m.tif")]
     result = runner.invoke(app, [*base, "--areas", str(tmp_path / "m.qml")])
     assert result.exit_code == 2 and "--areas must name a file of its own" in result.output
     (tmp_path / "m.stac.json").write_text("{}")
@@ -133,7 +127,7 @@ def _geodesic_pixel_areas(grid: Grid, to_lonlat) -> np.ndarray:
     return out
 
 
-def test_areas_on_an_epsg4326_map_are_geodesic(ckpt, tmp_path):
+def test_areas_on_an_epsg4326_map_are_geodesic(tiny_checkpoint, tmp_path):
     values = sar_values(40, 48, seed=3)
     stack = tmp_path / "geo.tif"
     transform = Affine(0.0002, 0, 15.0, 0, -0.0002, 60.0)
@@ -144,7 +138,7 @@ def test_areas_on_an_epsg4326_map_are_geodesic(ckpt, tmp_path):
             dst.set_band_description(2 * i + 1, f"VV_{d}")
             dst.set_band_description(2 * i + 2, f"VH_{d}")
     out = tmp_path / "map.tif"
-    result = runner.invoke(app, ["predict", "-q", "--device", "cpu", str(ckpt), str(stack), str(out),
+    result = runner.invoke(app, ["predict", "-q", "--device", "cpu", str(tiny_checkpoint), str(stack), str(out),
                                  "--areas", str(tmp_path / "areas.json")])
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "areas.json").read_text())

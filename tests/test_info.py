@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import torch
-from predict_helpers import make_checkpoint
+from helpers import make_checkpoint
 from typer.testing import CliRunner
 
 from slgt2_cli.checkpoint.format import load_checkpoint, save_checkpoint

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from error_cases import _write, build_world
 from typer.testing import CliRunner
 
-from error_cases import _write, build_world
 from slgt2_cli.checkpoint.format import load_checkpoint
 from slgt2_cli.cli.app import app
 

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
+from helpers import ORIGIN, write_raster
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from _rasters import ORIGIN, write_raster
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
 

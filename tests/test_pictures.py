@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from _rasters import ORIGIN, write_raster
+from helpers import ORIGIN, TABLE, sar_values, write_raster, write_stack
 from PIL import Image
-from predict_helpers import TABLE, sar_values, write_stack
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 

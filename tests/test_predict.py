@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from helpers import TABLE, make_checkpoint, sar_values, write_stack
 from typer.testing import CliRunner
 
-from predict_helpers import TABLE, make_checkpoint, sar_values, write_stack
 from slgt2_cli.checkpoint.format import load_checkpoint
 from slgt2_cli.cli.app import app
 from slgt2_cli.infer.predictor import Predictor
@@ -26,11 +26,6 @@ from slgt2_cli.io.stacks import open_stack
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ck") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +42,13 @@ def _read(path: Path):
         return src.read(1), src.profile, src
 
 
-def test_output_grid_values_nodata_and_skipped_tiles(ckpt, tmp_path):
+def test_output_grid_values_nodata_and_skipped_tiles(tiny_checkpoint, tmp_path):
     values = sar_values(64, 160)
     values[:, :, :, 96:] = np.nan  # the last tile (cols 96..160) has no valid pixel: skipped
     values[:, :, 5:15, 10:30] = np.nan  # a no-data block inside a computed tile
     values[:2, :, 40:50, 40:50] = np.nan  # missing on some dates only: still predicted
     stack = write_stack(tmp_path / "s.tif", values)
-    [result] = _predict(ckpt, stack, tmp_path / "map.tif")
+    [result] = _predict(tiny_checkpoint, stack, tmp_path / "map.tif")
     assert result.stats["tiles"] == 3 and result.stats["skipped"] == 1
 
     with rasterio.open(stack) as src_in, rasterio.open(tmp_path / "map.tif") as out:
@@ -74,12 +69,12 @@ def test_output_grid_values_nodata_and_skipped_tiles(ckpt, tmp_path):
     assert (valid == expected).all()
 
 
-def test_file_nodata_value_and_zero_pixels_are_no_data(ckpt, tmp_path):
+def test_file_nodata_value_and_zero_pixels_are_no_data(tiny_checkpoint, tmp_path):
     values = sar_values(40, 40)
     values[:, :, :4, :] = -9999.0  # the file's nodata value
     values[:, :, :, :3] = 0.0  # zero in every band
     stack = write_stack(tmp_path / "s.tif", values, nodata=-9999.0)
-    _predict(ckpt, stack, tmp_path / "map.tif")
+    _predict(tiny_checkpoint, stack, tmp_path / "map.tif")
     data, profile, _ = _read(tmp_path / "map.tif")
     valid = data != profile["nodata"]
     assert not valid[:4].any() and not valid[:, :3].any() and valid[4:, 3:].all()
@@ -99,10 +94,10 @@ def _probabilities(ck: Path, stack_path: Path, batch_size: int, **kw) -> np.ndar
     return out
 
 
-def test_result_does_not_depend_on_batch_size(ckpt, tmp_path):
+def test_result_does_not_depend_on_batch_size(tiny_checkpoint, tmp_path):
     stack = write_stack(tmp_path / "s.tif", sar_values(64, 150, seed=3))  # one row of 3 tiles
-    one = _probabilities(ckpt, stack, batch_size=1)
-    three = _probabilities(ckpt, stack, batch_size=3)
+    one = _probabilities(tiny_checkpoint, stack, batch_size=1)
+    three = _probabilities(tiny_checkpoint, stack, batch_size=3)
     np.testing.assert_allclose(one, three, atol=1e-5)
     assert (one[:-1].argmax(0) == three[:-1].argmax(0)).all()
     assert one[-1].all()
@@ -121,12 +116,12 @@ def test_constant_model_gives_its_class_everywhere(constant_ckpt, tmp_path, shap
     assert (conf == 255).all()
 
 
-def test_cli_several_stacks_into_a_directory(ckpt, tmp_path):
+def test_cli_several_stacks_into_a_directory(tiny_checkpoint, tmp_path):
     (tmp_path / "in").mkdir()
     a = write_stack(tmp_path / "in" / "a.tif", sar_values(40, 48, seed=1))
     b = write_stack(tmp_path / "in" / "b", sar_values(36, 44, seed=2), per_date_dir=True)
     out, conf, prob = tmp_path / "maps", tmp_path / "conf", tmp_path / "prob"
-    args = ["predict", str(ckpt), str(a), str(b), str(out), "--confidence", str(conf), "--probabilities", str(prob),
+    args = ["predict", str(tiny_checkpoint), str(a), str(b), str(out), "--confidence", str(conf), "--probabilities", str(prob),
             "--device", "cpu", "--batch-size", "2", "-q"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -148,11 +143,11 @@ def test_cli_several_stacks_into_a_directory(ckpt, tmp_path):
     assert runner.invoke(app, args + ["--overwrite"]).exit_code == 0
 
 
-def test_cli_bad_inputs_exit_2(ckpt, tmp_path):
+def test_cli_bad_inputs_exit_2(tiny_checkpoint, tmp_path):
     stack = write_stack(tmp_path / "s.tif", sar_values(20, 20))
     for args in (["predict", str(tmp_path / "missing.pt"), str(stack), str(tmp_path / "m.tif")],
-                 ["predict", str(ckpt), str(tmp_path / "missing.tif"), str(tmp_path / "m.tif")],
-                 ["predict", str(ckpt), str(stack), str(tmp_path / "m.tif"), "--tile", "64", "--stride", "80"]):
+                 ["predict", str(tiny_checkpoint), str(tmp_path / "missing.tif"), str(tmp_path / "m.tif")],
+                 ["predict", str(tiny_checkpoint), str(stack), str(tmp_path / "m.tif"), "--tile", "64", "--stride", "80"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output
@@ -194,12 +189,12 @@ def _torchrun() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "torch.distributed.run"]
 
 
-def test_torchrun_two_ranks_match_one_process(ckpt, tmp_path):
+def test_torchrun_two_ranks_match_one_process(tiny_checkpoint, tmp_path):
     stacks = [write_stack(tmp_path / f"{n}.tif", sar_values(40, 44, seed=s)) for n, s in (("a", 1), ("b", 2))]
-    run_predict(PredictConfig(ckpt, stacks, tmp_path / "single", progress=False, device="cpu"))
+    run_predict(PredictConfig(tiny_checkpoint, stacks, tmp_path / "single", progress=False, device="cpu"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    cmd = _torchrun() + ["--standalone", "--nproc_per_node", "2", "-m", "slgt2_cli", "predict", str(ckpt),
+    cmd = _torchrun() + ["--standalone", "--nproc_per_node", "2", "-m", "slgt2_cli", "predict", str(tiny_checkpoint),
                          *map(str, stacks), str(tmp_path / "multi"), "--device", "cpu", "-q"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -224,12 +219,12 @@ def test_checkpoint_with_provenance_loads(tmp_path):
 
 
 @pytest.mark.parametrize("shape, columns", [((150, 130), 40), ((150, 130), 256), ((40, 50), 16)])
-def test_reader_tiles_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch, shape, columns):
+def test_reader_tiles_equal_tiles_prepared_alone(tiny_checkpoint, tmp_path, monkeypatch, shape, columns):
     """The reader prepares full-width bands (in column chunks, rows shared with the band above taken over) and
     cuts tiles from them; every tile must equal its own window read and prepared alone, as training does."""
-    import slgt2_cli.infer.predictor as inference
     from rasterio.windows import Window
 
+    import slgt2_cli.infer.predictor as inference
     from slgt2_cli.data.preprocess import prepare_input
     from slgt2_cli.infer.tiling import TileGrid
 
@@ -238,12 +233,12 @@ def test_reader_tiles_equal_tiles_prepared_alone(ckpt, tmp_path, monkeypatch, sh
     values[1:3, :, 30:40, :] = np.nan  # two dates missing on some rows
     values[:, :, :, -8:] = np.nan  # a no-data margin
     monkeypatch.setattr(inference, "BAND_COLUMNS", columns)
-    p = Predictor.from_checkpoint(load_checkpoint(ckpt), torch.device("cpu"))
+    p = Predictor.from_checkpoint(load_checkpoint(tiny_checkpoint), torch.device("cpu"))
     with open_stack(write_stack(tmp_path / "s.tif", values)) as stack:
         grid = TileGrid(stack.grid.height, stack.grid.width, p.tile, p.stride)
         reader = inference._TileReader(stack, grid, p.rule, p.norm, p.tile)
         seen = 0
-        for r, row in reader:
+        for _row0, row in reader:
             for tile, x, valid in row:
                 raw = stack.read(Window(tile.col, tile.row, tile.width, tile.height))
                 want_x, want_valid = prepare_input(raw, stack.dates, p.rule, p.norm)

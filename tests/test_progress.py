@@ -84,7 +84,7 @@ def test_demo_summary_lines(tmp_path, monkeypatch):
 
 
 def test_predict_progress_in_a_log_is_lines(tmp_path, monkeypatch):
-    from predict_helpers import make_checkpoint, sar_values, write_stack
+    from helpers import make_checkpoint, sar_values, write_stack
 
     monkeypatch.setenv("SLGT2_PROGRESS_SECONDS", "0")
     ck = make_checkpoint(tmp_path / "ck.pt", patch=64, stride=48)

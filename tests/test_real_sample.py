@@ -7,12 +7,12 @@ import pytest
 import torch
 from rasterio.windows import Window
 
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.data.datasets import MTS12_CLASSES, PatchDataset, Scene
 from slgt2_cli.data.normalization import compute_normalization
 from slgt2_cli.data.preprocess import prepare_input
-from slgt2_cli.io.stacks import open_stack
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.io.stacks import open_stack
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eolearn-slovenia-ndvi"
 pytestmark = pytest.mark.skipif(not (SAMPLE / "NDVI_68dates.tif").exists(), reason="shared sample not available")

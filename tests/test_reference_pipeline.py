@@ -203,7 +203,7 @@ def test_flag_3_maps_to_80_frames(tmp_path):
 
 def test_blend_average_is_mmseg_slide_inference(tmp_path):
     """--blend average on any checkpoint: the mmseg slide_inference average of raw logits, then softmax."""
-    from predict_helpers import make_checkpoint, sar_values, write_stack
+    from helpers import make_checkpoint, sar_values, write_stack
 
     from slgt2_cli.data.preprocess import prepare_input
     from slgt2_cli.infer.predictor import Predictor
@@ -236,7 +236,7 @@ def test_blend_average_is_mmseg_slide_inference(tmp_path):
 
 
 def test_predict_blend_option(tmp_path):
-    from predict_helpers import make_checkpoint, sar_values, write_stack
+    from helpers import make_checkpoint, sar_values, write_stack
 
     ck = make_checkpoint(tmp_path / "ck.pt", patch=64, stride=48)
     stack = write_stack(tmp_path / "s.tif", sar_values(100, 90, seed=3))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
-from predict_helpers import make_checkpoint, sar_values, write_stack
+from helpers import make_checkpoint, sar_values, write_stack
 from typer.testing import CliRunner
 
 import slgt2_cli as slgt2

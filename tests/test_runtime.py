@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from predict_helpers import make_checkpoint, sar_values, write_stack
+from helpers import make_checkpoint, sar_values, write_stack
 from typer.testing import CliRunner
 
 from models import create_model

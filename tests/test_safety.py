@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from helpers import make_checkpoint, sar_values, utm_grid, write_raster, write_stack
 from typer.testing import CliRunner
 
-from predict_helpers import make_checkpoint, sar_values, write_stack
-from raster_helpers import utm_grid, write_raster
 from slgt2_cli.cli.app import app
 from slgt2_cli.errors import InputError
 

@@ -4,10 +4,10 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from helpers import ORIGIN, dates_from, write_multiband, write_raster
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from _rasters import ORIGIN, dates_from, write_multiband, write_raster
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.stacks import open_stack, parse_band_label, parse_date
 

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from slgt2_cli.cli.app import app
 from slgt2_cli.data.datasets import open_dataset
+from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.io.stacks import open_stack
 from slgt2_cli.synth.model import parcels
-from slgt2_cli.data.temporal import TemporalRule
 
 runner = CliRunner()
 ARGS = ["--size", "80", "--scene-size", "48", "--dates", "8", "--scenes", "5", "-q"]

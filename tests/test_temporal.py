@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from slgt2_cli.errors import InputError
 from slgt2_cli.data.temporal import TemporalRule, day_of_year, fill_gaps, season_of
+from slgt2_cli.errors import InputError
 
 D0 = dt.date(2021, 1, 1)
 

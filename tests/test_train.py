@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.windows import Window, transform as window_transform
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 from typer.testing import CliRunner
 
 from slgt2_cli.checkpoint.format import load_checkpoint
@@ -26,13 +27,6 @@ runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "eolearn-slovenia-ndvi"
 FAST = ["--preset", "tiny", "--patch-size", "32", "--batch-size", "2", "--workers", "0", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth") / "ds"
-    synthesize(root, size=64, dates=8, scenes=4, seed=3, scene_size=64)
-    return root
 
 
 def _env():
@@ -68,9 +62,9 @@ def test_tiny_model_overfits_a_small_dataset(tmp_path):
     assert log[-1]["miou"] >= 0.9 and log[-1]["loss"] < 0.25 * log[0]["loss"], log  # the final weights fit it
 
 
-def test_run_directory_is_complete_and_checkpoint_self_contained(dataset, tmp_path):
+def test_run_directory_is_complete_and_checkpoint_self_contained(synth_dataset, tmp_path):
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", str(dataset), "--out", str(run), *FAST, "--iterations", "4", "--val-every", "2"])
+    result = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), *FAST, "--iterations", "4", "--val-every", "2"])
     assert result.exit_code == 0, result.output
     for name in ("best.pt", "last.pt", "metrics.jsonl", "curves.png", "config.yaml", "best_confusion.png"):
         assert (run / name).exists(), name
@@ -80,12 +74,12 @@ def test_run_directory_is_complete_and_checkpoint_self_contained(dataset, tmp_pa
     assert ck.temporal.mode == "composite" and ck.normalization.num_channels == 2
     assert ck.provenance["preset"] == "tiny" and ck.patch_size == 32
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
-    again = runner.invoke(app, ["train", str(dataset), "--out", str(run), *FAST, "--iterations", "4"])
+    again = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), *FAST, "--iterations", "4"])
     assert again.exit_code == 2 and "--resume" in again.output
 
 
-def test_same_seed_same_weights_and_resume_after_sigterm(dataset, tmp_path):
-    args = [sys.executable, "-m", "slgt2_cli", "train", str(dataset), *FAST, "--iterations", "14", "--val-every", "3"]
+def test_same_seed_same_weights_and_resume_after_sigterm(synth_dataset, tmp_path):
+    args = [sys.executable, "-m", "slgt2_cli", "train", str(synth_dataset), *FAST, "--iterations", "14", "--val-every", "3"]
     full = subprocess.run(args + ["--out", str(tmp_path / "full")], env=_env(), capture_output=True, text=True)
     assert full.returncode == 0, full.stderr
     again = subprocess.run(args + ["--out", str(tmp_path / "again")], env=_env(), capture_output=True, text=True)
@@ -113,14 +107,14 @@ def test_same_seed_same_weights_and_resume_after_sigterm(dataset, tmp_path):
         assert all(torch.equal(reference[k], other[k]) for k in reference), run
 
 
-def test_torchrun_two_processes_gloo(dataset, tmp_path):
+def test_torchrun_two_processes_gloo(synth_dataset, tmp_path):
     """Two ranks, each accumulating two micro-batches of 2 per step (an effective batch of 8)."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     out = tmp_path / "ddp"
     cfg = tmp_path / "accumulate.yaml"
     cfg.write_text("effective_batch: 8\n")
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "slgt2_cli", "train",
-                           str(dataset), "--out", str(out), *FAST, "--iterations", "4", "--val-every", "2",
+                           str(synth_dataset), "--out", str(out), *FAST, "--iterations", "4", "--val-every", "2",
                            "--device", "cpu", "--config", str(cfg)], env=_env(), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -16,13 +16,12 @@ import rasterio
 import scipy.io
 import torch
 import yaml
-from _rasters import dates_from, write_dataset
+from helpers import dates_from, write_dataset
 from typer.testing import CliRunner
 
 from slgt2_cli.checkpoint.format import load_checkpoint
 from slgt2_cli.cli.app import app
 from slgt2_cli.data.normalization import SEED_STATISTICS
-from slgt2_cli.synth.scenes import synthesize
 from slgt2_cli.train import loop
 from slgt2_cli.train.config import resolve_config
 from slgt2_cli.train.setup import prepare_run
@@ -33,17 +32,10 @@ RUN = [*FAST, "--iterations", "4", "--val-every", "2", "--lr", "0.005", "--seed"
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth") / "ds"
-    synthesize(root, size=64, dates=8, scenes=4, seed=3, scene_size=64)
-    return root
-
-
-@pytest.fixture(scope="module")
-def full_run(dataset, tmp_path_factory):
+def full_run(synth_dataset, tmp_path_factory):
     """An uninterrupted run of RUN: what every interrupted and resumed run must end with."""
     out = tmp_path_factory.mktemp("full") / "run"
-    result = runner.invoke(app, ["train", str(dataset), "--out", str(out), *RUN])
+    result = runner.invoke(app, ["train", str(synth_dataset), "--out", str(out), *RUN])
     assert result.exit_code == 0, result.output
     return out
 
@@ -88,24 +80,24 @@ def _mious(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["miou"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
 
 
-def test_resume_takes_everything_from_the_run_directory_and_refuses_other_options(dataset, full_run, tmp_path,
+def test_resume_takes_everything_from_the_run_directory_and_refuses_other_options(synth_dataset, full_run, tmp_path,
                                                                                    monkeypatch):
     run = tmp_path / "run"
     with monkeypatch.context() as m:
         _stop_after_step(m, 3)
-        cut = runner.invoke(app, ["train", str(dataset), "--out", str(run), *RUN])
+        cut = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), *RUN])
     assert cut.exit_code == 130, cut.output
     before = _files(run)
     for option, key in ((["--preset", "paper"], "preset"), (["--lr", "0.01"], "lr"), (["--seed", "2"], "seed"),
                         (["--iterations", "8"], "iterations"), (["--no-augment"], "augment"),
                         (["--overwrite"], "overwriting")):
-        refused = runner.invoke(app, ["train", str(dataset), "--out", str(run), "--resume", *option])
+        refused = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), "--resume", *option])
         assert refused.exit_code == 2, refused.output
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and key in lines[0] and "Traceback" not in refused.stderr, refused.stderr
         assert _files(run) == before  # config.yaml included: nothing changed
     # The README's line: no options but the run directory (and ones that do not change the weights)
-    resumed = runner.invoke(app, ["train", str(dataset), "--out", str(run), "--resume", "--quiet", "--workers", "0",
+    resumed = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), "--resume", "--quiet", "--workers", "0",
                                   "--seed", "1"])
     assert resumed.exit_code == 0, resumed.output
     assert _same_weights(run / "last.pt", full_run / "last.pt") and _same_weights(run / "best.pt", full_run / "best.pt")
@@ -115,15 +107,15 @@ def test_resume_takes_everything_from_the_run_directory_and_refuses_other_option
 
 
 @pytest.mark.parametrize("where", ["step", "validation"])
-def test_an_interrupted_validation_is_redone_on_resume(dataset, full_run, tmp_path, monkeypatch, where):
+def test_an_interrupted_validation_is_redone_on_resume(synth_dataset, full_run, tmp_path, monkeypatch, where):
     run = tmp_path / "run"
     with monkeypatch.context() as m:
         _stop_after_step(m, 2) if where == "step" else _stop_in_validation(m)
-        cut = runner.invoke(app, ["train", str(dataset), "--out", str(run), *RUN])
+        cut = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), *RUN])
     assert cut.exit_code == 130, cut.output
     state = load_checkpoint(run / "last.pt", with_training_state=True).training_state
     assert state["step"] == 2 and state["validated_step"] == 0 and not (run / "best.pt").exists()
-    resumed = runner.invoke(app, ["train", str(dataset), "--out", str(run), "--resume", "--quiet"])
+    resumed = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), "--resume", "--quiet"])
     assert resumed.exit_code == 0, resumed.output
     assert _mious(run) == _mious(full_run) and [s for s, _ in _mious(run)] == [2, 4]
     assert _same_weights(run / "best.pt", full_run / "best.pt")
@@ -131,11 +123,11 @@ def test_an_interrupted_validation_is_redone_on_resume(dataset, full_run, tmp_pa
     assert best[0] == best[1]
 
 
-def test_config_yaml_of_a_run_round_trips_through_config(dataset, full_run, tmp_path):
-    again = resolve_config(dataset, full_run, full_run / "config.yaml")
+def test_config_yaml_of_a_run_round_trips_through_config(synth_dataset, full_run, tmp_path):
+    again = resolve_config(synth_dataset, full_run, full_run / "config.yaml")
     record = yaml.safe_load((full_run / "config.yaml").read_text())
     assert again.settings() == record["train"]
-    printed = runner.invoke(app, ["train", str(dataset), "--out", str(tmp_path / "r"), "--config",
+    printed = runner.invoke(app, ["train", str(synth_dataset), "--out", str(tmp_path / "r"), "--config",
                                   str(full_run / "config.yaml"), "--print-config"])
     assert printed.exit_code == 0, printed.output
     assert yaml.safe_load(printed.stdout)["train"] == record["train"]
@@ -158,9 +150,9 @@ def _one_channel(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [_truncate, _one_channel], ids=["truncated", "one_channel"])
-def test_a_broken_val_split_is_found_before_the_first_step(dataset, tmp_path, damage):
+def test_a_broken_val_split_is_found_before_the_first_step(synth_dataset, tmp_path, damage):
     data = tmp_path / "ds"
-    shutil.copytree(dataset, data)
+    shutil.copytree(synth_dataset, data)
     broken = sorted((data / "val" / "images").glob("*.tif"))[0]
     damage(broken)
     run = tmp_path / "run"
@@ -171,12 +163,12 @@ def test_a_broken_val_split_is_found_before_the_first_step(dataset, tmp_path, da
     assert not run.exists()  # nothing written: no step was taken
 
 
-def test_leftovers_of_a_run_killed_before_its_first_checkpoint_do_not_leak(dataset, tmp_path):
+def test_leftovers_of_a_run_killed_before_its_first_checkpoint_do_not_leak(synth_dataset, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / ".last.pt.k1ll3d.partial").write_bytes(b"half a checkpoint")
     (run / "metrics.jsonl").write_text(json.dumps({"step": 2, "miou": 0.5}) + "\n")
-    result = runner.invoke(app, ["train", str(dataset), "--out", str(run), *RUN])
+    result = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), *RUN])
     assert result.exit_code == 0, result.output
     assert not list(run.glob(".*partial*"))
     assert [s for s, _ in _mious(run)] == [2, 4]  # its own two validations, not appended to the old log

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from slgt2_cli.checkpoint.format import Checkpoint, provenance, save_checkpoint
-from slgt2_cli.io.classes import ClassTable
-from slgt2_cli.errors import InputError, terminate_as_interrupt
-from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.data.datasets import MTS12_CLASSES
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.errors import InputError, terminate_as_interrupt
+from slgt2_cli.io.atomic import check_distinct, prepare_output
+from slgt2_cli.io.classes import ClassTable
 
 
 @dataclass

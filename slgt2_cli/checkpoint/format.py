@@ -20,11 +20,11 @@ import torch
 from torch.torch_version import TorchVersion
 
 from slgt2_cli import __version__
-from slgt2_cli.io.classes import ClassTable
-from slgt2_cli.errors import InputError
-from slgt2_cli.io.atomic import atomic_output
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.errors import InputError
+from slgt2_cli.io.atomic import atomic_output
+from slgt2_cli.io.classes import ClassTable
 
 _WRITE_FAILED = re.compile(r"inline_container|PytorchStreamWriter|unexpected pos|write failed", re.I)
 FORMAT = "slgt2-checkpoint"

@@ -8,13 +8,14 @@ alike and ``Scene.open_labels(grid)`` the labels aligned onto that grid. Trainin
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.grid import Grid
 
 SPLITS = ("train", "val", "test")

@@ -6,15 +6,16 @@ pixels with at least one valid observation, window by window so no stack is ever
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
-from slgt2_cli.errors import InputError
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.errors import InputError
 
 MIN_STD = 1e-6
 
@@ -40,7 +41,7 @@ class Normalization:
         return {"mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Normalization":
+    def from_dict(cls, data: dict[str, Any]) -> Normalization:
         try:
             return cls(tuple(float(m) for m in data["mean"]), tuple(float(s) for s in data["std"]))
         except (KeyError, TypeError, ValueError):

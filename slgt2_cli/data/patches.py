@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from rasterio.windows import Window
 
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
-from slgt2_cli.errors import InputError
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.preprocess import prepare_input
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.errors import InputError
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 
 _OPEN_READERS = 16
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class TemporalRule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TemporalRule":
+    def from_dict(cls, data: dict[str, Any]) -> TemporalRule:
         known = {k: data[k] for k in ("length", "mode", "season_start", "season_days", "fill") if k in data}
         try:
             for key in ("length", "season_start", "season_days"):
@@ -87,7 +88,7 @@ class TemporalRule:
     # -- fitting -----------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, date_lists: Iterable[Sequence[dt.date] | None], length: int = 16, mode: str | None = None,
-            fill: str = "linear") -> "TemporalRule":
+            fill: str = "linear") -> TemporalRule:
         """The rule for a training set: ``pad`` if any stack has no dates (or ``mode="pad"``), else a
         composite over the shortest day-of-year interval that holds every training date (plus a margin);
         ``mode="reference"`` (the reference's reflect padding, e.g. to train on a seed ``.mat`` dataset as it

@@ -12,22 +12,23 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
 from rasterio.windows import Window
 
 from slgt2_cli.checkpoint.format import Checkpoint
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
-from slgt2_cli.errors import InputError
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.errors import InputError
 from slgt2_cli.infer.device import parse_device
 from slgt2_cli.infer.tiling import BLEND_MODES, BlendAccumulator, Tile, TileGrid, blend_weights, logits_blended
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.units import is_generic_name
@@ -49,7 +50,7 @@ class WindowSource(Protocol):
     window at a time, so a source never has to hold its scene in memory."""
 
     path: Path | None
-    grid: "Grid"
+    grid: Grid
     dates: list | None
     polarisations: list[str]
 
@@ -112,7 +113,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, device: torch.device, tile: int | None = None,
                         stride: int | None = None, blend: str | None = None,
-                        module: torch.nn.Module | None = None, **kwargs) -> "Predictor":
+                        module: torch.nn.Module | None = None, **kwargs) -> Predictor:
         """``blend`` None: the checkpoint's own (``average`` for converted reference checkpoints), else cosine.
         ``module``: the network already built from ``ck`` (the Python API builds it once per model)."""
         tile = int(tile or ck.patch_size)
@@ -252,7 +253,7 @@ class _TileReader:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             self._put(exc)
 
-    def _next_band(self, band: "_Band | None", row0: int, height: int) -> "_Band":
+    def _next_band(self, band: _Band | None, row0: int, height: int) -> _Band:
         """The prepared band of rows ``row0 .. row0 + height``, taking over the rows it shares with ``band``."""
         stack, _, rule, norm, _ = self._args
         x = np.zeros((norm.num_channels, rule.length, height, stack.grid.width), np.float32)  # zero: no data

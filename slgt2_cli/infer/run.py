@@ -9,19 +9,24 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from slgt2_cli.checkpoint.format import load_checkpoint
 from slgt2_cli.errors import InputError, terminate_as_interrupt
-from slgt2_cli.io.geotiff import (MapWriter, class_map_dtype, confidence_bytes, estimated_cog_bytes, gdal_cache,
-                               probability_bytes)
+from slgt2_cli.infer.gis import CheckpointFacts, add_gis_outputs, check_gis_outputs, map_provenance
 from slgt2_cli.infer.predictor import Predictor, classes_from_probs, io_cache_mb, output_paths, resolve_device
+from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
 from slgt2_cli.io.atomic import check_distinct, prepare_output
+from slgt2_cli.io.geotiff import (
+    MapWriter,
+    class_map_dtype,
+    confidence_bytes,
+    estimated_cog_bytes,
+    gdal_cache,
+    probability_bytes,
+)
+from slgt2_cli.io.pixelsize import check_pixel_size
 from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.stacks import open_stack
-from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
 from slgt2_cli.progress import progress_bar
-from slgt2_cli.infer.gis import CheckpointFacts, add_gis_outputs, check_gis_outputs, map_provenance
-from slgt2_cli.io.pixelsize import check_pixel_size
 
 
 @dataclass

@@ -8,9 +8,10 @@ memory grows with ``tile × width``, never with the scene's height.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

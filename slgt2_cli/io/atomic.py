@@ -15,9 +15,9 @@ import errno
 import os
 import re
 import shutil
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from slgt2_cli.errors import InputError
 

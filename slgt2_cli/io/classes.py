@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class ClassTable:
     classes: tuple[ClassInfo, ...]
 
     @classmethod
-    def from_list(cls, items: Sequence[dict[str, Any]], source: str | Path | None = None) -> "ClassTable":
+    def from_list(cls, items: Sequence[dict[str, Any]], source: str | Path | None = None) -> ClassTable:
         """Build from ``[{"value": 1110, "name": ..., "color": "#rrggbb"}, ...]`` (name and colour optional)."""
         if not isinstance(items, (list, tuple)) or not items:
             raise InputError("the class table must be a non-empty JSON list of {value, name, color}", source)
@@ -77,7 +78,7 @@ class ClassTable:
         return cls(tuple(out))
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClassTable":
+    def load(cls, path: str | Path) -> ClassTable:
         path = Path(path)
         try:
             items = json.loads(path.read_text())
@@ -88,7 +89,7 @@ class ClassTable:
         return cls.from_list(items, path)
 
     @classmethod
-    def default(cls, values: Sequence[int], names: Sequence[str] | None = None) -> "ClassTable":
+    def default(cls, values: Sequence[int], names: Sequence[str] | None = None) -> ClassTable:
         names = names or [f"class {v}" for v in values]
         return cls.from_list([{"value": int(v), "name": n} for v, n in zip(values, names)])
 

@@ -18,10 +18,11 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -30,10 +31,10 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.errors import InputError
-from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.atomic import discard, prepare_output, publish, temp_path, write_error, writing
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.legend import class_colormap, legend_sidecars
 
 SidecarContent = str | Callable[[], str]
@@ -154,7 +155,7 @@ class MapWriter:
     # --- convenience constructors -------------------------------------------------------------------------
     @classmethod
     def classes(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False,
-                tags: dict[str, str] | None = None) -> "MapWriter":
+                tags: dict[str, str] | None = None) -> MapWriter:
         """A classified map: pixel values are the table's label values, nodata outside them; with its legend
         sidecars (``.aux.xml``, ``.qml``). ``tags``: dataset metadata (provenance)."""
         dtype, nodata = class_map_dtype(table)
@@ -173,14 +174,14 @@ class MapWriter:
 
     @classmethod
     def confidence(cls, path: str | os.PathLike[str], grid: Grid, overwrite: bool = False,
-                   tags: dict[str, str] | None = None) -> "MapWriter":
+                   tags: dict[str, str] | None = None) -> MapWriter:
         """Confidence map: uint8 round(max probability × 255), 0 = no data (see :func:`confidence_bytes`)."""
         return cls(path, grid, dtype="uint8", nodata=CONFIDENCE_NODATA, overwrite=overwrite, descriptions=["confidence"],
                    scale=1 / 255, overview_resampling="average", tags=tags)
 
     @classmethod
     def probabilities(cls, path: str | os.PathLike[str], grid: Grid, table: ClassTable, overwrite: bool = False,
-                      tags: dict[str, str] | None = None) -> "MapWriter":
+                      tags: dict[str, str] | None = None) -> MapWriter:
         """Per-class probabilities: one uint8 band per class (see :func:`probability_bytes`)."""
         return cls(path, grid, dtype="uint8", nodata=PROBABILITY_NODATA, count=len(table), overwrite=overwrite,
                    descriptions=[f"p({c.value}: {c.name})" for c in table.classes],
@@ -279,7 +280,7 @@ class MapWriter:
             staged[path] = tmp
         return staged
 
-    def __enter__(self) -> "MapWriter":
+    def __enter__(self) -> MapWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

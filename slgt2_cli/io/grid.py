@@ -19,7 +19,7 @@ class Grid:
     height: int
 
     @classmethod
-    def of(cls, dataset: Any) -> "Grid":
+    def of(cls, dataset: Any) -> Grid:
         """The grid of an open rasterio dataset."""
         return cls(dataset.crs, dataset.transform, dataset.width, dataset.height)
 
@@ -27,7 +27,7 @@ class Grid:
     def shape(self) -> tuple[int, int]:
         return self.height, self.width
 
-    def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
+    def same_as(self, other: Grid, tol: float = 1e-6) -> bool:
         """Equal CRS, size and transform (to ``tol`` of a pixel)."""
         if (self.width, self.height) != (other.width, other.height):
             return False
@@ -36,7 +36,7 @@ class Grid:
         scale = max(abs(self.transform.a), abs(self.transform.e), 1e-12)
         return all(abs(a - b) <= tol * scale for a, b in zip(self.transform, other.transform))
 
-    def difference(self, other: "Grid", tol: float = 1e-6) -> str:
+    def difference(self, other: Grid, tol: float = 1e-6) -> str:
         """What differs from ``other``, with the digits that show it, e.g. 'origin x 500000 vs 500000.25'."""
         parts = []
         if (self.width, self.height) != (other.width, other.height):

@@ -13,10 +13,10 @@ back on read: the same pixels, ~30× faster (docs/inference.md, "Label alignment
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Iterator
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -29,6 +29,7 @@ from slgt2_cli.errors import InputError
 from slgt2_cli.io.classes import check_integral_labels
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.stacks import RASTER_ERRORS, _reason, open_raster
+
 
 class LabelResampling(str, Enum):
     """How labels on another grid are aligned (``evaluate --resampling``): nearest, or majority of finer labels."""

@@ -19,7 +19,6 @@ from slgt2_cli.io.classes import check_integral_labels
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.units import detect_units, model_units, normalise_units, to_model_units
 
-
 SEED_CHANNELS = {"band": ("VV", "VH"), "data": ("VH", "VV")}
 """Channel order of the seed datasets: MTS12 ``band`` is VV, VH; Brandenburg ``data`` (files ``VHVV_*``, means
 about -16.4 and -10.6 dB) is VH, VV."""
@@ -111,7 +110,7 @@ class MatStack:
     def model_units(self) -> str:
         return model_units(self.units)
 
-    def select(self, polarisations: list[str]) -> "MatStack":
+    def select(self, polarisations: list[str]) -> MatStack:
         """The same scene with channels in the order of ``polarisations`` (see ``Stack.select``)."""
         have = [p.upper() for p in self.polarisations]
         missing = [p for p in polarisations if p.upper() not in have]
@@ -144,7 +143,7 @@ class MatStack:
     def close(self) -> None:
         self._array = None
 
-    def __enter__(self) -> "MatStack":
+    def __enter__(self) -> MatStack:
         return self
 
     def __exit__(self, *exc: Any) -> None:

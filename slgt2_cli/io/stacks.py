@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -210,7 +211,7 @@ class Stack:
             date -= len(member.bands)
         raise IndexError(f"date {date} beyond the stack's {self.num_dates} dates")
 
-    def select(self, polarisations: list[str]) -> "Stack":
+    def select(self, polarisations: list[str]) -> Stack:
         """The same stack with channels in the order of ``polarisations`` (e.g. a checkpoint's input bands);
         InputError if one is missing. Names compare case-insensitively."""
         have = [p.upper() for p in self.polarisations]
@@ -227,7 +228,7 @@ class Stack:
             src.close()
         self._handles.clear()
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -321,7 +322,7 @@ def _open_directory(path: Path, units: str | None, channels: int | None) -> Stac
             pol, _ = _band_label(src, b)
             pols.append(pol or f"band{b}")
         ref_dtype = src.dtypes[0]
-        for date, f in entries[1:]:
+        for _date, f in entries[1:]:
             with open_raster(f) as other, _damaged(f):
                 if not Grid.of(other).same_as(grid):
                     raise InputError(f"grid differs from {first.name}'s ({Grid.of(other).difference(grid)}); "

@@ -7,8 +7,8 @@ keeps a converted reference checkpoint valid) and for non-SAR channels such as N
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
-from typing import Sequence
 
 import numpy as np
 

@@ -8,24 +8,25 @@ matrix (from maps, or from a predictor scoring a dataset split) into the termina
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable, LabelCensus
 from slgt2_cli.errors import InputError, terminate_as_interrupt
+from slgt2_cli.io.atomic import check_distinct, prepare_output
+from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable, LabelCensus
 from slgt2_cli.io.geotiff import gdal_cache, read_class_table
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.labels import open_aligned_labels
+from slgt2_cli.io.stacks import RASTER_ERRORS, _reason, open_raster
 from slgt2_cli.scoring.areas import AreaComparison
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
-from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.scoring.report import format_table, plot_confusion, write_csv, write_json
-from slgt2_cli.io.stacks import RASTER_ERRORS, _reason, open_raster
 
 CHUNK_PIXELS = 1 << 20
 """Pixels read per step (~1 Mpx: a few tens of MB of working arrays)."""
@@ -235,13 +236,12 @@ def _check_same_classes(checkpoint: ClassTable, dataset: ClassTable, ck_path: Pa
 def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     """Predict every scene of a dataset split with :func:`score_scenes` (the tiled inference of ``predict``) and
     score the whole split at once; every input is checked before any compute."""
-    from slgt2_cli.progress import progress_bar
-
     from slgt2_cli.checkpoint.format import load_checkpoint
     from slgt2_cli.data.datasets import SPLITS, open_dataset
     from slgt2_cli.infer.predictor import Predictor, resolve_device
-    from slgt2_cli.scoring.scenes import score_scenes
     from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
+    from slgt2_cli.progress import progress_bar
+    from slgt2_cli.scoring.scenes import score_scenes
 
     _check_report_paths(config.json_path, config.csv_path, config.plot_path,
                         [("checkpoint", config.checkpoint),

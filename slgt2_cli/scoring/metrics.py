@@ -39,7 +39,7 @@ class ConfusionMatrix:
             raise ValueError(f"counts must be {self.num_classes}x{self.num_classes}, got {counts.shape}")
         self.counts = counts
 
-    def update(self, pred: np.ndarray, true: np.ndarray) -> "ConfusionMatrix":
+    def update(self, pred: np.ndarray, true: np.ndarray) -> ConfusionMatrix:
         """Add pairs of model classes; pixels where either is IGNORE_INDEX are left out."""
         pred = np.asarray(pred).ravel()
         true = np.asarray(true).ravel()
@@ -53,7 +53,7 @@ class ConfusionMatrix:
         self.counts += np.bincount(t * k + p, minlength=k * k).reshape(k, k)
         return self
 
-    def __add__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def __add__(self, other: ConfusionMatrix) -> ConfusionMatrix:
         if other.num_classes != self.num_classes:
             raise ValueError("cannot add confusion matrices of different sizes")
         return ConfusionMatrix(self.num_classes, self.counts + other.counts)

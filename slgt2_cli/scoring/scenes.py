@@ -5,12 +5,12 @@ Used by validation during training and by `slgt2 evaluate --checkpoint --dataset
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from slgt2_cli.io.geotiff import gdal_cache
 from slgt2_cli.infer.predictor import Predictor, classes_from_probs, io_cache_mb
+from slgt2_cli.io.geotiff import gdal_cache
 from slgt2_cli.scoring.metrics import ConfusionMatrix
 
 

@@ -11,10 +11,11 @@ import datetime as dt
 import json
 import os
 import shutil
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -23,8 +24,15 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError, terminate_as_interrupt
-from slgt2_cli.io.atomic import (discard, publish, remove_stale_temporaries, require_free_space, temp_path,
-                                 write_text, writing)
+from slgt2_cli.io.atomic import (
+    discard,
+    publish,
+    remove_stale_temporaries,
+    require_free_space,
+    temp_path,
+    write_text,
+    writing,
+)
 from slgt2_cli.io.geotiff import gdal_cache, gdal_errors_as_oserror, verify_raster
 from slgt2_cli.synth.model import CLASSES, acquisition_dates, backscatter, footprint, parcels, season_fraction
 

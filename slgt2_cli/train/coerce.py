@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import types
 import typing
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from slgt2_cli.errors import InputError
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from slgt2_cli.data.temporal import MODES
 from slgt2_cli.errors import InputError

@@ -7,7 +7,8 @@ matplotlib figure that :class:`slgt2_cli.train.run_dir.RunWriter` saves as ``cur
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

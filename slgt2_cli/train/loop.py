@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,9 +29,9 @@ from slgt2_cli.checkpoint.format import (
 )
 from slgt2_cli.data.patches import PatchDataset
 from slgt2_cli.errors import DivergedError, InputError, terminate_as_interrupt
-from slgt2_cli.progress import progress_bar
 from slgt2_cli.infer.predictor import Predictor
 from slgt2_cli.io.classes import IGNORE_INDEX
+from slgt2_cli.progress import progress_bar
 from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
 from slgt2_cli.scoring.scenes import score_scenes
 from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig
@@ -88,7 +89,7 @@ class RunState:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     @classmethod
-    def restored(cls, saved: dict[str, Any]) -> "RunState":
+    def restored(cls, saved: dict[str, Any]) -> RunState:
         known = {f.name for f in fields(cls)}
         state = cls(**{k: v for k, v in saved.items() if k in known})
         if "validated_step" not in saved:  # last.pt written before slgt2 recorded it: saved at validations

@@ -10,9 +10,8 @@ from typing import Any
 import yaml
 
 from slgt2_cli.errors import InputError
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.atomic import atomic_output, write_text
-
+from slgt2_cli.io.classes import ClassTable
 
 OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "config.yaml", "best_metrics.json",
            "best_confusion.png")

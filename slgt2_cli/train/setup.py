@@ -8,9 +8,10 @@ the split is in the class table. A resumed run takes the rule, normalisation and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from rasterio.windows import Window
 

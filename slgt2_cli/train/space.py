@@ -6,6 +6,7 @@ In: the run directory and the model. Out: nothing, or an InputError naming the d
 from __future__ import annotations
 
 from pathlib import Path
+
 import torch
 
 from slgt2_cli.io.atomic import require_free_space

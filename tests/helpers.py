@@ -1,20 +1,85 @@
-"""Tiny georeferenced SAR stacks and native checkpoints built from an untrained `tiny` model, for predict tests."""
+"""The one module of test data: tiny georeferenced rasters (real CRS, 10 m pixels), SAR stacks in both layouts,
+dataset directories and native checkpoints of an untrained `tiny` model. Every test writes its rasters here."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import torch
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
 
 from models import create_model
-from raster_helpers import utm_grid
 from slgt2_cli.checkpoint.format import Checkpoint, save_checkpoint
-from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.io.classes import ClassTable
+from slgt2_cli.io.grid import Grid
+
+UTM33 = CRS.from_epsg(32633)
+ORIGIN = (500000.0, 5100000.0)
+
+
+def utm_grid(width: int, height: int, res: float = 10.0, origin: tuple[float, float] = ORIGIN) -> Grid:
+    """A north-up UTM 33N grid of ``res`` m pixels whose top-left corner is ``origin``."""
+    return Grid(UTM33, Affine(res, 0, origin[0], 0, -res, origin[1]), width, height)
+
+
+def write_raster(path: Path, data: np.ndarray, grid: Grid | None = None, nodata=None, *, crs: CRS | None = None,
+                 transform=None, descriptions: Sequence[str] | None = None, band_tags: Sequence[dict] | None = None,
+                 tags: dict | None = None, **band1_tags: str) -> Path:
+    """Write (bands, h, w) or (h, w) ``data`` as a GeoTIFF on ``grid`` (else ``crs``/``transform``: 10 m UTM 33N
+    at ORIGIN by default), with band descriptions, per-band tags, dataset ``tags`` and band-1 tags (keywords)."""
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    if grid is not None:  # the grid's CRS, even none
+        crs, transform = grid.crs, grid.transform
+    else:
+        crs = crs if crs is not None else UTM33
+        transform = transform or from_origin(*ORIGIN, 10.0, 10.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype, crs=crs, transform=transform, nodata=nodata) as dst:
+        dst.write(data)
+        for b, text in enumerate(descriptions or [], start=1):
+            dst.set_band_description(b, text)
+        for b, t in enumerate(band_tags or [], start=1):
+            dst.update_tags(b, **t)
+        if tags:
+            dst.update_tags(**tags)
+        if band1_tags:
+            dst.update_tags(1, **band1_tags)
+    return path
+
+
+def dates_from(start: dt.date, n: int, step: int = 12) -> list[dt.date]:
+    return [start + dt.timedelta(days=step * i) for i in range(n)]
+
+
+def write_multiband(path: Path, values: np.ndarray, dates: Sequence[dt.date], pols=("VV", "VH"), **kw) -> Path:
+    """values (T, C, h, w) -> one date-major multi-band file with ``<POL>_<YYYY-MM-DD>`` descriptions."""
+    t, c, h, w = values.shape
+    names = [f"{p}_{d.isoformat()}" for d in dates for p in pols]
+    return write_raster(path, values.reshape(t * c, h, w), descriptions=names, **kw)
+
+
+def write_dataset(root: Path, scenes: dict[str, list[np.ndarray]], classes: list[dict], dates: Sequence[dt.date]
+                  ) -> Path:
+    """A dataset directory: ``scenes[split] = [(values (T,C,h,w), labels (h,w)), ...]``."""
+    for split, items in scenes.items():
+        for i, (values, labels) in enumerate(items):
+            write_multiband(root / split / "images" / f"s{i}.tif", values, dates)
+            write_raster(root / split / "labels" / f"s{i}.tif", labels, nodata=0)
+    (root / "classes.json").write_text(json.dumps(classes))
+    return root
+
 
 DATES = [dt.date(2021, 5, 1), dt.date(2021, 5, 13), dt.date(2021, 6, 6), dt.date(2021, 7, 12)]
 TABLE = ClassTable.from_list([{"value": 1110, "name": "winter wheat"}, {"value": 2000, "name": "grassland"},
