@@ -136,10 +136,10 @@ def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, tile: int | None =
     predictor.check_stack(source)
     out = _Outputs(source.grid, model.classes, confidence, probabilities)
     total = len(TileGrid(source.grid.height, source.grid.width, predictor.tile, predictor.stride))
-    from tqdm import tqdm
+    from slgt2_cli.progress import progress_bar
 
-    with gdal_cache(_cache_mb(source, predictor.tile)), tqdm(total=total, unit="tile", disable=not progress,
-                                                             leave=False) as bar:
+    with gdal_cache(_cache_mb(source, predictor.tile)), progress_bar(total=total, unit="tile", desc="predict",
+                                                                     enabled=progress, leave=False) as bar:
         stats = predictor.predict(source, out.sink, progress=bar.update)
     attrs = {"checkpoint": str(model.path), "tile": predictor.tile, "stride": predictor.stride,
              "blend": predictor.blend, "tta": int(tta), "units": source.units, "bands": ",".join(model.bands),

@@ -200,14 +200,14 @@ def _default_workers(workers: int | None) -> int:
 
 def _scan(scenes: list[Scene], classes: Any, settings: SurveySettings, workers: int, progress: bool
           ) -> list[dict[str, Any]]:
-    from tqdm import tqdm
+    from slgt2_cli.progress import progress_bar
 
     with_stats = _stats_scenes(len(scenes))
     least = -(-STATS_WINDOWS // len(with_stats))  # small datasets: more windows per scene
     tasks = [(i, s, classes, settings.units, settings.max_windows, least if i in with_stats else 0)
              for i, s in enumerate(scenes)]
     out: list[dict[str, Any] | None] = [None] * len(scenes)
-    with tqdm(total=len(scenes), desc="survey", unit="scene", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=len(scenes), desc="survey", unit="scene", enabled=progress) as bar:
         for i, result in _run(tasks, workers):
             out[i] = result
             bar.update(1)
