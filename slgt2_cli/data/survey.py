@@ -117,15 +117,23 @@ def _scene_samples(reader: Any, windows: list[Window], seed: int) -> np.ndarray:
     return np.concatenate(parts, axis=2)
 
 
+def probe_windows(height: int, width: int, size: int = 16) -> list[Window]:
+    """Small windows at the first and the last pixels of a grid (the ends of a file's data)."""
+    h, w = min(size, height), min(size, width)
+    return [Window(0, 0, w, h), Window(width - w, height - h, w, h)]
+
+
 def survey_scene(scene: Scene, classes: Any, units: str | None, max_windows: int | None, stats: int,
                  seed: int) -> dict[str, Any]:
     """Header, exact label counts and (when ``stats`` > 0: at least that many windows) pixel samples of one scene,
-    opened once."""
+    opened once; its first and last pixels are read too, so a truncated file fails before training."""
     k = len(classes)
     census = LabelCensus(classes)
     counts = np.zeros(k, dtype=np.int64)
     with scene.open(units) as stack:
         h, w = stack.grid.height, stack.grid.width
+        for window in probe_windows(h, w):
+            stack.read(window)
         with scene.open_labels(stack.grid) as labels:
             for row in range(0, h, LABEL_ROWS):
                 cls = census.add(*labels.read(Window(0, row, w, min(LABEL_ROWS, h - row))))

@@ -110,6 +110,10 @@ class Predictor:
     precision: str = "auto"
     """fp32, bf16 or auto (slgt2_cli.runtime.resolve_precision)."""
 
+    def __post_init__(self) -> None:
+        # resolved once (auto counts the model's parameters and reads the CPU flags), not for every batch
+        self._precision = resolve_precision(self.precision, self.device, self.model)
+
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, device: torch.device, tile: int | None = None,
                         stride: int | None = None, blend: str | None = None,
@@ -152,7 +156,7 @@ class Predictor:
         averages logits, as the reference's slide inference does)."""
         batch = to_device(x, self.device)
         post = (lambda t: t.float()) if logits_blended(self.blend) else (lambda t: t.float().softmax(1))
-        with autocast(self.device, resolve_precision(self.precision, self.device, self.model)):
+        with autocast(self.device, self._precision):
             probs = post(self.model(batch))
             if self.tta:
                 probs += post(self.model(batch.flip(-1))).flip(-1)

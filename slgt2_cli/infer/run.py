@@ -23,6 +23,7 @@ from slgt2_cli.io.geotiff import (
     gdal_cache,
     probability_bytes,
 )
+from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.pixelsize import check_pixel_size
 from slgt2_cli.io.remote import is_remote
 from slgt2_cli.io.stacks import open_stack
@@ -108,12 +109,14 @@ def run_predict(config: PredictConfig) -> list[PredictResult]:
                                           batch_size=config.batch_size, tta=config.tta, blend=config.blend,
                                           precision=config.precision)
     check_tile_stride(predictor.tile, predictor.stride)
+    grids = []
     for stack_path in stacks:  # everything that can fail on input, before any compute
         with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
             predictor.check_stack(stack)
             check_pixel_size(stack.grid, ck.training_gsd_m, stack_path, config.strict)
+            grids.append(stack.grid)
     rank, world = _rank()
-    _check_outputs(predictor, stacks, outputs, config, many, rank, world)
+    _check_outputs(predictor, stacks, grids, outputs, config, many, rank, world)
     facts = CheckpointFacts.of(ck, config.checkpoint)
     results = []
     with terminate_as_interrupt("the map being written was removed"):  # SIGTERM cleans up like Ctrl-C
@@ -136,18 +139,16 @@ def _output_roles(outputs: list[Path], config: PredictConfig, many: bool) -> lis
     return roles
 
 
-def _check_outputs(predictor: Predictor, stacks: list[Path], outputs: list[Path], config: PredictConfig,
-                   many: bool, rank: int = 0, world: int = 1) -> None:
+def _check_outputs(predictor: Predictor, stacks: list[Path], grids: list[Grid], outputs: list[Path],
+                   config: PredictConfig, many: bool, rank: int = 0, world: int = 1) -> None:
     """No output is an input or another output (whatever --overwrite says); then each of this rank's outputs
     (under torchrun a rank checks only its own, which no other rank writes): not there already (unless
     --overwrite), its directory writable, room on its disk."""
     check_distinct(_output_roles(outputs, config, many),
                    [("checkpoint", config.checkpoint)] + [("image stack", s) for s in stacks])
-    for i, (stack_path, out) in enumerate(zip(stacks, outputs)):
+    for i, (stack_path, grid, out) in enumerate(zip(stacks, grids, outputs)):
         if i % world != rank:
             continue
-        with open_stack(stack_path, config.units, channels=len(predictor.bands)) as stack:
-            grid = stack.grid
         dtype, _ = class_map_dtype(predictor.classes)
         wanted = [(out, 1, dtype),
                   (_sibling(config.confidence, out, ".confidence.tif", many), 1, "uint8"),

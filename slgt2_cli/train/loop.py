@@ -155,7 +155,7 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
         set_rng_state(ts["rng"])
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if d.active else model
-    weights = class_weights(config.class_weights, setup.train, setup.spec.classes, setup.class_counts)
+    weights = class_weights(config.class_weights, setup.class_counts)
     return Run(config, setup, d, device, model, net, optimizer, scheduler, scaler, amp_dtype,
                weights.to(device) if weights is not None else None, accumulation(config, d), writer, state)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from slgt2_cli.errors import InputError
-from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
+from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.train.config import Init, LossAverage
 
 
@@ -53,21 +53,6 @@ def parse_class_weights(spec: str | None, num_classes: int) -> torch.Tensor | No
     return torch.tensor(values, dtype=torch.float32)
 
 
-def label_counts(scenes: Sequence, classes: ClassTable, rows: int = 512) -> np.ndarray:
-    """Labelled pixels per model class over the labels of ``scenes``."""
-    from rasterio.windows import Window
-
-    k = len(classes)
-    counts = np.zeros(k, dtype=np.int64)
-    for scene in scenes:
-        with scene.open() as stack, scene.open_labels(stack.grid) as labels:
-            for row in range(0, stack.grid.height, rows):
-                values, ok = labels.read(Window(0, row, stack.grid.width, min(rows, stack.grid.height - row)))
-                cls = classes.encode(values, ok)
-                counts += np.bincount(cls[cls != IGNORE_INDEX], minlength=k)[:k]
-    return counts
-
-
 def label_weights(counts: Sequence[int]) -> torch.Tensor:
     """Inverse log-frequency weights (ENet style) from per-class pixel counts, mean 1 over present classes."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -76,14 +61,10 @@ def label_weights(counts: Sequence[int]) -> torch.Tensor:
     return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
 
 
-def class_weights(spec: str | None, scenes: Sequence, classes: ClassTable,
-                  counts: Sequence[int] | None = None) -> torch.Tensor | None:
-    """The loss's class weights for a run: none, given, or from the training labels (``counts``, the survey's
-    exact census, when known; else counted here)."""
-    parsed = parse_class_weights(spec, len(classes))
-    if not isinstance(parsed, str):
-        return parsed
-    return label_weights(counts if counts is not None else label_counts(scenes, classes))
+def class_weights(spec: str | None, counts: Sequence[int]) -> torch.Tensor | None:
+    """The loss's class weights for a run: none, given, or from ``counts`` (the survey's exact class census)."""
+    parsed = parse_class_weights(spec, len(counts))
+    return label_weights(counts) if isinstance(parsed, str) else parsed
 
 
 def poly_lambda(iterations: int, power: float, warmup: int = 0) -> Callable[[int], float]:

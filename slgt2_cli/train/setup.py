@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rasterio.windows import Window
-
 from models import preset
 from slgt2_cli.checkpoint.format import Checkpoint, default_stride
 from slgt2_cli.data.datasets import DatasetSpec, Scene, check_labels, open_dataset
 from slgt2_cli.data.normalization import Normalization, seed_normalization
-from slgt2_cli.data.survey import Survey, SurveySettings, store_survey, survey_dataset, survey_settings
+from slgt2_cli.data.survey import (
+    Survey,
+    SurveySettings,
+    probe_windows,
+    store_survey,
+    survey_dataset,
+    survey_settings,
+)
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.pixelsize import training_gsd
@@ -101,7 +106,7 @@ def prepare_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunSet
     if resume is None:
         model_config["in_chans"] = len(bands)
     rule = resume.temporal if resume else survey.rule
-    for scene in train + val:
+    for scene in val:  # the survey read and checked every training scene
         check_scene(scene, rule, len(bands))
     if val:
         check_labels(spec, "val")
@@ -140,12 +145,6 @@ def check_scene(scene: BoundScene, rule: TemporalRule, channels: int) -> None:
             for window in probe_windows(stack.grid.height, stack.grid.width):
                 stack.read(window)
                 labels.read(window)
-
-
-def probe_windows(height: int, width: int, size: int = 16) -> list[Window]:
-    """Small windows at the first and the last pixels of a grid (the ends of a file's data)."""
-    h, w = min(size, height), min(size, width)
-    return [Window(0, 0, w, h), Window(width - w, height - h, w, h)]
 
 
 def _model_config(config: TrainConfig, channels: int, num_classes: int) -> dict[str, Any]:
