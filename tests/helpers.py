@@ -141,3 +141,24 @@ def make_checkpoint(path: Path, constant_class: int | None = None, seed: int = 0
     )
     save_checkpoint(checkpoint, path)
     return path
+
+
+def write_mts12(root: Path, t: int = 5, size: int = 24, splits: Sequence[str] = ("train", "val", "test"),
+                scaled: bool = False) -> Path:
+    """A seed-format MTS12 dataset (``s1/<split>/<id>.mat`` field ``band`` (T, H, W, 2), ``label/<split>/
+    <id>_label.mat``), two scenes per split: float dB values, or 1..254 integers as the distributed files."""
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for name in ("a", "b"):
+            if scaled:
+                band = rng.integers(1, 255, (t, size, size, 2)).astype(np.uint8)
+            else:
+                band = rng.normal(-12, 3, (t, size, size, 2)).astype(np.float32)
+            label = rng.integers(0, 9, (size, size)).astype(np.uint8)
+            (root / "s1" / split).mkdir(parents=True, exist_ok=True)
+            (root / "label" / split).mkdir(parents=True, exist_ok=True)
+            scipy.io.savemat(root / "s1" / split / f"{name}.mat", {"band": band})
+            scipy.io.savemat(root / "label" / split / f"{name}_label.mat", {"label": label})
+    return root

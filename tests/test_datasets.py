@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from helpers import ORIGIN, dates_from, write_dataset, write_raster
+from helpers import ORIGIN, dates_from, write_dataset, write_mts12, write_raster
 from rasterio.transform import from_origin
 
 from slgt2_cli.data.datasets import PatchDataset, hold_out, open_dataset
@@ -178,21 +178,8 @@ def test_prepare_input_shapes_valid_mask_and_channel_check():
 
 
 # --- seed .mat datasets ---------------------------------------------------------------------------------------
-def _write_mts12(root, t=5, size=24):
-    rng = np.random.default_rng(0)
-    for split in ("train", "val", "test"):
-        for name in ("a", "b"):
-            band = rng.normal(-12, 3, (t, size, size, 2)).astype(np.float32)
-            label = rng.integers(0, 9, (size, size)).astype(np.uint8)
-            (root / "s1" / split).mkdir(parents=True, exist_ok=True)
-            (root / "label" / split).mkdir(parents=True, exist_ok=True)
-            scipy.io.savemat(root / "s1" / split / f"{name}.mat", {"band": band})
-            scipy.io.savemat(root / "label" / split / f"{name}_label.mat", {"label": label})
-    return root
-
-
 def test_mts12_layout(tmp_path):
-    spec = open_dataset(_write_mts12(tmp_path / "mts12"))
+    spec = open_dataset(write_mts12(tmp_path / "mts12"))
     assert spec.kind == "mts12" and len(spec.classes) == 8 and spec.classes.names[6] == "artificial surface"
     assert {k: len(v) for k, v in spec.splits.items()} == {"train": 2, "val": 2, "test": 2}
     scene = spec.splits["train"][0]
@@ -241,7 +228,7 @@ def test_mat_scenes_score_through_the_tiled_predictor(tmp_path):
     from slgt2_cli.infer.predictor import Predictor
     from slgt2_cli.scoring.scenes import score_scenes
 
-    spec = open_dataset(_write_mts12(tmp_path / "mts12"))
+    spec = open_dataset(write_mts12(tmp_path / "mts12"))
     rule = TemporalRule.fit([None], length=16)
     norm = compute_normalization(spec.splits["train"], rule)
     model = create_model("tiny", num_classes=len(spec.classes)).eval()

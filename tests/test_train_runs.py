@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import scipy.io
 import torch
 import yaml
-from helpers import dates_from, write_dataset
+from helpers import dates_from, write_dataset, write_mts12
 from typer.testing import CliRunner
 
 from slgt2_cli.checkpoint.format import load_checkpoint
@@ -205,22 +204,9 @@ def test_units_override_reaches_normalisation_and_validation(tmp_path):
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["units"] == "db"
 
 
-def _mts12(root: Path, t: int = 5, size: int = 40) -> Path:
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for name in ("a", "b"):
-            band = rng.integers(1, 255, (t, size, size, 2)).astype(np.uint8)
-            label = rng.integers(0, 9, (size, size)).astype(np.uint8)
-            (root / "s1" / split).mkdir(parents=True, exist_ok=True)
-            (root / "label" / split).mkdir(parents=True, exist_ok=True)
-            scipy.io.savemat(root / "s1" / split / f"{name}.mat", {"band": band})
-            scipy.io.savemat(root / "label" / split / f"{name}_label.mat", {"label": label})
-    return root
-
-
 def test_reference_recipe_trains_on_a_seed_dataset(tmp_path):
-    run = tmp_path / "run"
-    result = runner.invoke(app, ["train", str(_mts12(tmp_path / "mts12")), "--out", str(run), *FAST,
+    run, data = tmp_path / "run", write_mts12(tmp_path / "mts12", size=40, splits=("train", "val"), scaled=True)
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), *FAST,
                                  "--recipe", "reference", "--iterations", "2", "--val-every", "2"])
     assert result.exit_code == 0, result.output
     assert f"result: {run / 'last.pt'}" in result.stdout
