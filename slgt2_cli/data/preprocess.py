@@ -23,10 +23,13 @@ def prepare_input(raw: np.ndarray, dates: Sequence[dt.date] | None, rule: Tempor
 
     ``x`` is float32 ``(C, L, h, w)``: the temporal rule applied (gaps and padding filled with the
     normalisation mean, i.e. zero after normalisation), then normalised per channel. ``valid`` is bool
-    ``(h, w)``: the pixel has at least one valid observation; outside it the output is no data. A caller that
-    already has ``valid_pixels(raw)`` passes it as ``valid``.
+    ``(h, w)``: the pixel has at least one valid observation (every pixel under a rule that maps every pixel);
+    outside it the output is no data. A caller that already has ``valid_pixels(raw)`` passes it as ``valid``.
     """
-    valid = valid_pixels(raw) if valid is None else valid
+    if rule.maps_every_pixel:
+        valid = np.ones(raw.shape[-2:], dtype=bool)
+    elif valid is None:
+        valid = valid_pixels(raw)
     frames = rule.apply(raw, dates, fill=norm.mean)  # (L, C, h, w), NaN-free; checks the channel count
     x = norm.apply(frames, channel_axis=1)
     return np.ascontiguousarray(rearrange(x, "l c h w -> c l h w")), valid

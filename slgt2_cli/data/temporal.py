@@ -70,6 +70,12 @@ class TemporalRule:
         if not 0 <= int(self.season_start) < YEAR_DAYS or not 1 <= int(self.season_days) <= YEAR_DAYS:
             raise InputError(f"temporal rule: bad season start {self.season_start} / days {self.season_days}")
 
+    @property
+    def maps_every_pixel(self) -> bool:
+        """True under the ``reference`` rule: as in the reference's pipeline, no-data observations enter the
+        network as their stored values and every pixel is mapped (and trained on where it has a label)."""
+        return self.mode == "reference"
+
     # -- persistence -------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

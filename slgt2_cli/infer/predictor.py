@@ -281,10 +281,8 @@ class _TileReader:
             chunk_valid = valid_pixels(raw)
             # else it stays zero and invalid, and is not computed; the reference rule feeds no-data values to
             # the network like any other (they reach valid pixels of the same tile through the network)
-            if chunk_valid.any() or rule.mode == "reference":
+            if chunk_valid.any() or rule.maps_every_pixel:
                 x[..., cols], valid[:, cols] = prepare_input(raw, stack.dates, rule, norm, chunk_valid)
-            if rule.mode == "reference":  # the reference's test procedure maps every pixel, no-data ones included
-                valid[:, cols] = True
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
