@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.blocks import MergeBlock, PatchEmbed, Stage, TemporalMeanHead, to_map, to_tokens, up_block
+from models.head import upsample_and_classify
 
 STEMS = {
     # name: (merge kernel, merge padding); both merges use stride (1, 2, 2)
@@ -141,7 +142,8 @@ class SLGT2Net(nn.Module):
             tokens, shape = to_tokens(merge(fmap))
             tokens = layer(tokens, shape)
 
-        logits = self.seg_head(self.up_x4(to_map(tokens, shape)))  # classifier + mean over time
+        # = self.seg_head(self.up_x4(fmap)): classifier + mean over time, computed without full-size copies
+        logits = upsample_and_classify(self.up_x4, self.seg_head, to_map(tokens, shape))
         return logits[:, :, :h, :w]
 
 

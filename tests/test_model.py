@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import models
 from models.attention import sparse_attention
 from models.blocks import ChannelAffine, ShuffleConvTranspose3d, TemporalMeanHead
+from models.head import upsample_and_classify
 from models.slgt2net import pad_time
 
 
@@ -126,6 +127,28 @@ def test_fast_layers_equal_the_convolutions_they_replace():
     assert torch.allclose(aff(x), F.conv3d(x, aff.weight, aff.bias, groups=6), atol=1e-6)
     head = TemporalMeanHead(6, 3, 1)
     assert torch.allclose(head(x), F.conv3d(x, head.weight, head.bias).mean(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 7, 9), (3, 2, 5, 6)])
+def test_fused_full_resolution_head_equals_its_modules_with_gradients(shape, monkeypatch):
+    """The network computes seg_head(up_x4(x)) without full-size copies, in row blocks (made tiny here so that a
+    small map spans several): same logits and same gradients for the input and every parameter."""
+    monkeypatch.setattr("models.head.BLOCK_ELEMENTS", 2000)
+    torch.manual_seed(0)
+    net = models.create_model("tiny", num_classes=5).train()
+    b, t, h, w = shape
+    x = torch.randn(b, net.up_x4[0].in_channels, t, h, w).to(memory_format=torch.channels_last_3d)
+    x.requires_grad_(True)
+    params = [x, *net.up_x4.parameters(), *net.seg_head.parameters()]
+    expected = net.seg_head(net.up_x4(x))
+    grad = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, params, grad)
+    got = upsample_and_classify(net.up_x4, net.seg_head, x)
+    got_grads = torch.autograd.grad(got, params, grad)
+    assert got.shape == (b, 5, 4 * h, 4 * w)
+    assert torch.allclose(got, expected, atol=1e-5)
+    for a, e in zip(got_grads, expected_grads):
+        assert torch.allclose(a, e, atol=1e-5, rtol=1e-4)
 
 
 def test_temporal_crop_of_an_odd_excess_takes_the_larger_half_in_front():
