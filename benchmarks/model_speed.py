@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _gpu import bf16_peak_tflops, count_flops, prepare_model  # noqa: E402
+from _shared import ALLOCATORS, bf16_peak_tflops, count_flops, prepare_model, use_allocator  # noqa: E402
 
 
 def run_phase(args: argparse.Namespace, phase: str) -> dict:
@@ -33,6 +33,7 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
 
     from models import create_model
 
+    use_allocator(args.allocator)
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,6 +111,8 @@ def main() -> None:
                    help="auto: bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--channels-last", action="store_true", help="channels-last-3d memory format")
+    p.add_argument("--allocator", choices=ALLOCATORS, default="kept",
+                   help="kept: freed memory kept for reuse, as the commands set it; system: glibc's defaults")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--phase", choices=["forward", "train"], help=argparse.SUPPRESS)

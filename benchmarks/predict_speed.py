@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _gpu import count_flops, gpu_lines  # noqa: E402
+from _shared import ALLOCATORS, count_flops, gpu_lines, use_allocator  # noqa: E402
 
 from models import create_model  # noqa: E402
 from slgt2_cli.checkpoint.format import Checkpoint, save_checkpoint  # noqa: E402
@@ -127,6 +127,7 @@ def model_only(ck: Path, tiles: int, tile: int | None, stride: int | None, batch
 def cmd_speed(args) -> dict:
     if args.model == "stub":
         use_stub()
+    use_allocator(args.allocator)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="slgt2-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     image, dates = make_scene(work, args.height, args.width, args.dates)
@@ -177,6 +178,7 @@ def cmd_child(args) -> None:
     """One prediction in this (fresh) process; prints its own peak RSS."""
     if args.model == "stub":
         use_stub()
+    use_allocator(args.allocator)
     seconds, result = predict_once(Path(args.ck), Path(args.image), Path(args.out), args.tile, args.stride,
                                    args.batch_size, args.device)
     print(json.dumps({"maxrss_mb": peak_rss_mb(), "seconds": seconds,
@@ -193,7 +195,7 @@ def cmd_memory(args) -> dict:
         ck = ck or make_checkpoint(work / "ck.pt", dates, args.preset)
         cmd = [sys.executable, __file__, "_child", "--ck", str(ck), "--image", str(image), "--out",
                str(work / f"map_{height}.tif"), "--batch-size", str(args.batch_size), "--device", args.device,
-               "--model", args.model]
+               "--model", args.model, "--allocator", args.allocator]
         for name in ("tile", "stride"):
             if getattr(args, name):
                 cmd += [f"--{name}", str(getattr(args, name))]
@@ -224,6 +226,8 @@ def main() -> None:
         p.add_argument("--workdir")
         p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
         p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+        p.add_argument("--allocator", choices=ALLOCATORS, default="kept",
+                       help="kept: freed memory kept for reuse, as the CLI sets it; system: glibc's defaults")
     sub.choices["speed"].add_argument("--height", type=int, default=1024)
     sub.choices["speed"].add_argument("--rounds", type=int, default=3)
     sub.choices["memory"].add_argument("--heights", type=int, nargs="+", default=[1024, 8192])

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     import torch
-    from _gpu import count_flops, gpu_lines, prepare_model
+    from _shared import ALLOCATORS, count_flops, gpu_lines, prepare_model, use_allocator
 
     from models import create_model
 
@@ -41,7 +41,10 @@ def main() -> None:
                    help="auto: bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--channels-last", action="store_true", help="channels-last-3d memory format")
+    p.add_argument("--allocator", choices=ALLOCATORS, default="kept",
+                   help="kept: freed memory kept for reuse, as the commands set it; system: glibc's defaults")
     args = p.parse_args()
+    use_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -6,6 +6,11 @@ limit it). OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, unless se
 each parallel region: spinning threads take a shared core from the process that holds it and stall on it in
 the next barrier (a 512² predict beside one busy process: 108 s spinning, 16 s passive; docs/performance.md).
 
+Memory: :func:`keep_freed_memory` stops glibc from handing every large tensor back to the kernel when it is
+freed (its default for blocks over 128 KB-32 MB): each step of the network then re-faults hundreds of MB of
+fresh pages, which cost a tenth of a training step (docs/performance.md). The commands call it; the Python API
+leaves the process's allocator alone.
+
 Precision: ``fp32``; ``bf16`` runs the network under ``torch.autocast`` in bfloat16 (CUDA, and CPUs with
 AVX512-BF16 or AMX); ``auto`` is bf16 on CUDA, and on such CPUs for models of BF16_CPU_MIN_PARAMS or more (small,
 paper: measured faster there, the tiny preset slower; docs/performance.md), else fp32.
@@ -68,6 +73,32 @@ def configure_threads(threads: int | None = None) -> int:
     return n
 
 
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt parameters, glibc's malloc.h
+KEPT_FREE_BYTES = 256 << 20
+"""Free memory at the top of the heap kept for reuse before glibc returns it to the kernel."""
+
+
+def keep_freed_memory() -> bool:
+    """Serve large allocations from the heap and keep up to KEPT_FREE_BYTES of freed memory for reuse (glibc's
+    ``mallopt``); False where the C library is not glibc, which is then left as it is."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
+
+
+def prepare_compute(threads: int | None = None) -> int:
+    """What the commands that run the network set up for the process: threads (:func:`configure_threads`,
+    returned) and the allocator (:func:`keep_freed_memory`)."""
+    n = configure_threads(threads)
+    keep_freed_memory()
+    return n
+
+
 @functools.lru_cache(maxsize=4)
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
@@ -120,4 +151,4 @@ def to_device(x: Any, device: Any) -> Any:
 
 
 __all__ = ["Precision", "autocast", "available_cores", "configure_threads", "cpu_has_bf16", "default_threads",
-           "prepare_openmp", "resolve_precision", "to_device"]
+           "keep_freed_memory", "prepare_compute", "prepare_openmp", "resolve_precision", "to_device"]

@@ -24,9 +24,9 @@ def demo(
 
     Example:  slgt2 demo --quick
     """
-    from slgt2_cli.runtime import configure_threads
+    from slgt2_cli.runtime import prepare_compute
 
-    configure_threads(threads)
+    prepare_compute(threads)
     from slgt2_cli.demo.run import DemoConfig, run_demo
 
     result = run_demo(DemoConfig(out, quick, device, seed, overwrite), say=typer.echo)

@@ -78,10 +78,10 @@ def evaluate(
                slgt2 evaluate --checkpoint runs/demo/best.pt --dataset data/ --split test --plot cm.png
     """
     if _checkpoint_mode(prediction, labels, checkpoint, dataset, classes, resampling):
-        from slgt2_cli.runtime import configure_threads
+        from slgt2_cli.runtime import prepare_compute
         from slgt2_cli.scoring.evaluator import CheckpointEvaluateConfig, evaluate_checkpoint
 
-        configure_threads(threads)
+        prepare_compute(threads)
 
         config = CheckpointEvaluateConfig(checkpoint, dataset, split.value, json_path, csv_path, plot_path, tile,
                                           stride, batch_size, device, as_value(units), progress=not quiet,

@@ -48,9 +48,9 @@ def predict(
 
     Example:  slgt2 predict runs/demo/best.pt scene/image.tif map.tif --confidence conf.tif
     """
-    from slgt2_cli.runtime import configure_threads
+    from slgt2_cli.runtime import prepare_compute
 
-    configure_threads(threads)
+    prepare_compute(threads)
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
     config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,

@@ -84,10 +84,10 @@ def train(
     if print_config:
         typer.echo(render_config(resolved), nl=False)
         return
-    from slgt2_cli.runtime import configure_threads
+    from slgt2_cli.runtime import prepare_compute
     from slgt2_cli.train.loop import describe_result
     from slgt2_cli.train.loop import train as run_training
 
-    configure_threads(threads)
+    prepare_compute(threads)
 
     typer.echo(describe_result(run_training(resolved)))

@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: the device's bf16 peak, FLOP counting, peak GPU memory, model options to try.
+"""Shared by the benchmarks: the device's bf16 peak, FLOP counting, peak GPU memory, model options to try, the
+heap policy.
 
 MFU (model FLOP utilisation) = FLOPs the model needs (``torch.utils.flop_counter.FlopCounterMode``: matmuls and
 convolutions, forward and, for a train step, backward) / seconds / the device's dense bf16 tensor-core peak.
@@ -61,3 +62,15 @@ def gpu_lines(device: Any, flops: float | None, seconds: float, pixels: float) -
             " (no bf16 peak known for this device)"
         lines.append(f"achieved          {achieved:.1f} TFLOP/s{share}")
     return lines
+
+
+ALLOCATORS = ("kept", "system")
+
+
+def use_allocator(name: str) -> None:
+    """``kept``: the heap policy the commands set (``slgt2_cli.runtime.keep_freed_memory``); ``system``: glibc's
+    defaults, which hand large freed blocks back to the kernel."""
+    if name == "kept":
+        from slgt2_cli.runtime import keep_freed_memory
+
+        keep_freed_memory()
