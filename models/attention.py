@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from models.depthwise import DepthwiseConv3d
+
 POOL_RATIOS = (1, 2, 3, 6)
 
 
@@ -115,7 +117,7 @@ class PyramidPooledKV(nn.Module):
     def __init__(self, dim: int, ratios: Sequence[int] = POOL_RATIOS, norm_eps: float = 1e-5):
         super().__init__()
         self.ratios = tuple(ratios)
-        self.convs = nn.ModuleList(nn.Conv3d(dim, dim, 3, padding=1, groups=dim) for _ in self.ratios)
+        self.convs = nn.ModuleList(DepthwiseConv3d(dim) for _ in self.ratios)
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.proj = nn.Linear(dim, dim * 2)
 

@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from models.attention import GlobalPooledAttention, LocalWindowAttention
+from models.depthwise import DepthwiseConv3d
 
 Shape = tuple[int, int, int]
 
@@ -99,7 +100,7 @@ class PositionConv(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        self.proj = nn.Sequential(nn.Conv3d(dim, dim, 3, padding=1, groups=dim))
+        self.proj = nn.Sequential(DepthwiseConv3d(dim))
 
     def forward(self, x: torch.Tensor, shape: Shape) -> torch.Tensor:
         return x + to_tokens(self.proj(to_map(x, shape)))[0]
@@ -168,7 +169,7 @@ class MergeBlock(nn.Module):
         self.stcrb = stcrb
         if stcrb:
             self.conv = nn.Sequential(
-                nn.Conv3d(dim_in, dim_in, 3, padding=1, groups=dim_in, bias=False),
+                DepthwiseConv3d(dim_in, bias=False),
                 nn.GELU(),
                 ChannelRefine(),
                 nn.Conv3d(dim_in, dim_in, 1, bias=False),

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import models
 from models.attention import sparse_attention
 from models.blocks import ChannelAffine, ShuffleConvTranspose3d, TemporalMeanHead
+from models.depthwise import DepthwiseConv3d
 from models.head import upsample_and_classify
 from models.slgt2net import pad_time
 
@@ -127,6 +128,22 @@ def test_fast_layers_equal_the_convolutions_they_replace():
     assert torch.allclose(aff(x), F.conv3d(x, aff.weight, aff.bias, groups=6), atol=1e-6)
     head = TemporalMeanHead(6, 3, 1)
     assert torch.allclose(head(x), F.conv3d(x, head.weight, head.bias).mean(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_depthwise_convolution_gradients_equal_the_library_convolution(bias):
+    """The input gradient is computed as a convolution with the flipped kernel (faster on CPU): the same
+    gradients as nn.Conv3d for the input, the weight and the bias."""
+    torch.manual_seed(0)
+    conv = DepthwiseConv3d(6, 3, bias=bias)
+    x = torch.randn(2, 6, 4, 5, 7).to(memory_format=torch.channels_last_3d).requires_grad_(True)
+    grad = torch.randn(2, 6, 4, 5, 7)
+    params = [x, *conv.parameters()]
+    got = torch.autograd.grad(conv(x), params, grad)
+    expected = torch.autograd.grad(F.conv3d(x, conv.weight, conv.bias, padding=1, groups=6), params, grad)
+    assert len(got) == (3 if bias else 2)
+    for a, e in zip(got, expected):
+        assert torch.allclose(a, e, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(1, 4, 7, 9), (3, 2, 5, 6)])
