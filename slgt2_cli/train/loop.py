@@ -43,6 +43,7 @@ from slgt2_cli.train.runtime import (
     StepBatches,
     init_distributed,
     is_main_thread,
+    make_optimizer,
     mixed_precision,
     quiet_worker,
     rng_state,
@@ -138,7 +139,7 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
     model.to(device)
     if d.main:
         check_checkpoint_space(config.out, model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.iterations, config.poly_power,
                                                                          config.warmup))
     amp_dtype, use_scaler = mixed_precision(device, config.amp)

@@ -90,6 +90,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW, with its fused kernel on CPU and CUDA: one pass over each parameter instead of a dozen foreach
+    passes (paper preset on 2 CPU cores: 160 -> 44 ms a step; docs/performance.md)."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
 def mixed_precision(device: torch.device, mode: Amp) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, use a grad scaler)."""
     if device.type != "cuda" or mode is Amp.NO:
