@@ -56,7 +56,8 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
         ctx = torch.inference_mode
     else:
         model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
+        # fused, as slgt2 train makes it (slgt2_cli.train.runtime.make_optimizer)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5, fused=device.type in ("cpu", "cuda") or None)
 
         def step():
             with autocast:

@@ -53,7 +53,8 @@ def main() -> None:
     base = create_model(args.preset).train()
     in_chans, num_classes = base.in_chans, base.num_classes
     model = prepare_model(base, device, args.channels_last, args.compile)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
+    # fused, as slgt2 train makes it (slgt2_cli.train.runtime.make_optimizer)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5, fused=device.type in ("cpu", "cuda") or None)
     x = torch.randn(args.batch, in_chans, args.dates, args.patch, args.patch, device=device)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
