@@ -4,7 +4,8 @@
     python benchmarks/model_speed.py --preset tiny --size 128
     python benchmarks/model_speed.py --device cuda          # bf16 autocast, reports share of bf16 peak
     python benchmarks/model_speed.py --device cuda --compile --channels-last
-    python benchmarks/model_speed.py --precision bf16       # bf16 autocast on a CPU with AVX512-BF16/AMX
+    python benchmarks/model_speed.py --precision bf16 --size 128   # bf16 autocast on a CPU with AVX512-BF16/AMX
+                                                      # (224: oneDNN's bf16 train step does not finish)
 
 Prints parameters, forward time and train-step time (median of --repeats after a warm-up), peak memory
 (CPU: the process's peak RSS measured in a fresh subprocess per phase; CUDA: max allocated), pixels per second.
