@@ -22,6 +22,7 @@ from torch import nn
 from models.blocks import ChannelAffine, ShuffleConvTranspose3d, TemporalMeanHead
 
 BLOCK_ELEMENTS = 1 << 18  # ~1 MB of fp32 per row block: several such temporaries fit in a core's L2
+GPU_BLOCK_ELEMENTS = 1 << 24  # on a GPU, blocks only bound the temporaries' memory (not measured on one yet)
 
 
 def _affine_params(affine: ChannelAffine, repeats: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,10 +72,11 @@ class _GeluAffineGeluTimeMean(torch.autograd.Function):
 
 
 def _row_blocks(y: torch.Tensor) -> list[slice]:
-    """Slices along H (dim 2) of (B, T, H, W, C) holding about BLOCK_ELEMENTS values each."""
+    """Slices along H (dim 2) of (B, T, H, W, C) holding about BLOCK_ELEMENTS values each (GPU_BLOCK_ELEMENTS
+    off the CPU)."""
     height = y.shape[2]
     per_row = max(1, y.numel() // max(1, height))
-    step = max(1, BLOCK_ELEMENTS // per_row)
+    step = max(1, (BLOCK_ELEMENTS if y.device.type == "cpu" else GPU_BLOCK_ELEMENTS) // per_row)
     return [slice(r, min(r + step, height)) for r in range(0, height, step)]
 
 
