@@ -64,13 +64,27 @@ def gpu_lines(device: Any, flops: float | None, seconds: float, pixels: float) -
     return lines
 
 
-ALLOCATORS = ("kept", "system")
+def add_compute_options(p: Any, *, model_options: bool = True) -> None:
+    """Options every benchmark that runs the network takes: --threads and --allocator; with ``model_options``
+    also --precision (bf16 autocast), --compile and --channels-last, for the benchmarks that drive the model."""
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--allocator", choices=("kept", "system"), default="kept",
+                   help="kept: freed memory kept for reuse, as the commands set it; system: glibc's defaults")
+    if model_options:
+        p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                       help="auto: bf16 autocast on CUDA, fp32 on CPU")
+        p.add_argument("--compile", action="store_true", help="torch.compile the model")
+        p.add_argument("--channels-last", action="store_true", help="channels-last-3d memory format")
 
 
-def use_allocator(name: str) -> None:
-    """``kept``: the heap policy the commands set (``slgt2_cli.runtime.keep_freed_memory``); ``system``: glibc's
-    defaults, which hand large freed blocks back to the kernel."""
-    if name == "kept":
+def apply_compute_options(args: Any) -> None:
+    """The heap policy (``kept``: the commands' ``slgt2_cli.runtime.keep_freed_memory``; ``system``: glibc's
+    defaults, which hand large freed blocks back to the kernel) and the thread count."""
+    if args.allocator == "kept":
         from slgt2_cli.runtime import keep_freed_memory
 
         keep_freed_memory()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)

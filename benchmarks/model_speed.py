@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shared import ALLOCATORS, bf16_peak_tflops, count_flops, prepare_model, use_allocator  # noqa: E402
+from _shared import add_compute_options, apply_compute_options, bf16_peak_tflops, count_flops, prepare_model  # noqa: E402
 
 
 def run_phase(args: argparse.Namespace, phase: str) -> dict:
@@ -34,10 +34,8 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
 
     from models import create_model
 
-    use_allocator(args.allocator)
+    apply_compute_options(args)
     torch.manual_seed(0)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     base = create_model(args.preset, topk_div=args.topk_div)
@@ -108,13 +106,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--topk-div", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--channels-last", action="store_true", help="channels-last-3d memory format")
-    p.add_argument("--allocator", choices=ALLOCATORS, default="kept",
-                   help="kept: freed memory kept for reuse, as the commands set it; system: glibc's defaults")
+    add_compute_options(p)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--phase", choices=["forward", "train"], help=argparse.SUPPRESS)

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _shared import ALLOCATORS, count_flops, gpu_lines, use_allocator  # noqa: E402
+from _shared import add_compute_options, apply_compute_options, count_flops, gpu_lines  # noqa: E402
 
 from models import create_model  # noqa: E402
 from slgt2_cli.checkpoint.format import Checkpoint, save_checkpoint  # noqa: E402
@@ -127,14 +127,12 @@ def model_only(ck: Path, tiles: int, tile: int | None, stride: int | None, batch
 def cmd_speed(args) -> dict:
     if args.model == "stub":
         use_stub()
-    use_allocator(args.allocator)
+    apply_compute_options(args)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="slgt2-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     image, dates = make_scene(work, args.height, args.width, args.dates)
     ck = make_checkpoint(work / "ck.pt", dates, args.preset)
     pixels = args.height * args.width
-    if args.threads:
-        torch.set_num_threads(args.threads)
     predict_once(ck, image, work / "map.tif", args.tile, args.stride, args.batch_size, args.device,
                  args.precision)  # warm-up
     e2e, model, flops, computed = [], [], {}, 0
@@ -178,7 +176,7 @@ def cmd_child(args) -> None:
     """One prediction in this (fresh) process; prints its own peak RSS."""
     if args.model == "stub":
         use_stub()
-    use_allocator(args.allocator)
+    apply_compute_options(args)
     seconds, result = predict_once(Path(args.ck), Path(args.image), Path(args.out), args.tile, args.stride,
                                    args.batch_size, args.device)
     print(json.dumps({"maxrss_mb": peak_rss_mb(), "seconds": seconds,
@@ -225,9 +223,7 @@ def main() -> None:
         p.add_argument("--width", type=int, default=1024)
         p.add_argument("--workdir")
         p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-        p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-        p.add_argument("--allocator", choices=ALLOCATORS, default="kept",
-                       help="kept: freed memory kept for reuse, as the CLI sets it; system: glibc's defaults")
+        add_compute_options(p, model_options=False)
     sub.choices["speed"].add_argument("--height", type=int, default=1024)
     sub.choices["speed"].add_argument("--rounds", type=int, default=3)
     sub.choices["memory"].add_argument("--heights", type=int, nargs="+", default=[1024, 8192])

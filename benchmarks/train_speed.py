@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     import torch
-    from _shared import ALLOCATORS, count_flops, gpu_lines, prepare_model, use_allocator
+    from _shared import add_compute_options, apply_compute_options, count_flops, gpu_lines, prepare_model
 
     from models import create_model
 
@@ -36,17 +36,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--channels-last", action="store_true", help="channels-last-3d memory format")
-    p.add_argument("--allocator", choices=ALLOCATORS, default="kept",
-                   help="kept: freed memory kept for reuse, as the commands set it; system: glibc's defaults")
+    add_compute_options(p)
     args = p.parse_args()
-    use_allocator(args.allocator)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_compute_options(args)
 
     torch.manual_seed(0)
     device = torch.device(args.device)
