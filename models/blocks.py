@@ -207,11 +207,16 @@ class ShuffleConvTranspose3d(nn.ConvTranspose3d):
     map: the same result as the convolution at matmul speed, on channels-last memory.
     """
 
-    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+    def linear(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The per-token linear map on channels-last tokens (..., D_in) -> (..., a·b·c·D_out), before the shuffle."""
         a, b, c = self.kernel_size
         weight = rearrange(self.weight, "i o a b c -> (a b c o) i")
         bias = self.bias.repeat(a * b * c) if self.bias is not None else None
-        y = F.linear(rearrange(x, "n i t h w -> n t h w i"), weight, bias)
+        return F.linear(tokens, weight, bias)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        a, b, c = self.kernel_size
+        y = self.linear(rearrange(x, "n i t h w -> n t h w i"))
         # (B, T, H, W, a·b·c·D) -> (B, D, T·a, H·b, W·c), channels-last in memory
         y = rearrange(y, "n t h w (a b c o) -> n (t a) (h b) (w c) o", a=a, b=b, c=c).contiguous()
         return rearrange(y, "n t h w o -> n o t h w")

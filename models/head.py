@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from models.blocks import ChannelAffine, ShuffleConvTranspose3d, TemporalMeanHead
+from models.blocks import ChannelAffine, TemporalMeanHead
 
 BLOCK_ELEMENTS = 1 << 18  # ~1 MB of fp32 per row block: several such temporaries fit in a core's L2
 GPU_BLOCK_ELEMENTS = 1 << 24  # on a GPU, blocks only bound the temporaries' memory (not measured on one yet)
@@ -30,14 +30,6 @@ def _affine_params(affine: ChannelAffine, repeats: int) -> tuple[torch.Tensor, t
     weight = affine.weight.flatten().repeat(repeats)
     bias = affine.bias.repeat(repeats) if affine.bias is not None else torch.zeros_like(weight)
     return weight, bias
-
-
-def _shuffle_linear(up: ShuffleConvTranspose3d, x: torch.Tensor) -> torch.Tensor:
-    """The transposed convolution's per-token linear map, sub-positions left in the channel axis."""
-    weight = rearrange(up.weight, "i o a b c -> (a b c o) i")
-    a, b, c = up.kernel_size
-    bias = up.bias.repeat(a * b * c) if up.bias is not None else None
-    return F.linear(x, weight, bias)
 
 
 class _GeluAffineGeluTimeMean(torch.autograd.Function):
@@ -93,9 +85,9 @@ def upsample_and_classify(up_x4: nn.Sequential, seg_head: nn.Sequential, fmap: t
         raise ValueError("the full-resolution up-sampling keeps the time axis: kernels (1, b, c) only")
     x = rearrange(fmap, "n d t h w -> n t h w d")
     w1, s1 = _affine_params(affine1, b1 * c1)
-    x = F.gelu(torch.addcmul(s1, F.gelu(_shuffle_linear(up1, x)), w1))
+    x = F.gelu(torch.addcmul(s1, F.gelu(up1.linear(x)), w1))
     # (B, T, H, W, b1·c1·D): the first shuffle's sub-positions become a token axis of the second linear map
-    x = _shuffle_linear(up2, rearrange(x, "n t h w (s d) -> n t h w s d", s=b1 * c1))
+    x = up2.linear(rearrange(x, "n t h w (s d) -> n t h w s d", s=b1 * c1))
     x = rearrange(x, "n t h w s e -> n t h w (s e)")
     w2, s2 = _affine_params(affine2, b1 * c1 * b2 * c2)
     pooled = _GeluAffineGeluTimeMean.apply(x, w2, s2)
