@@ -114,7 +114,7 @@ def load_model(checkpoint: str | os.PathLike[str], device: str = "auto") -> Mode
 def _source(model: Model, cube: xr.DataArray | xr.Dataset, units: str | None) -> CubeSource:
     """The cube as a window source with the model's bands in the model's order, dates checked."""
     source = cube_source(cube, units).match_bands(model.bands)
-    if source.dates is None and model.temporal.mode != "pad":
+    if source.dates is None and model.temporal.mode == "composite":
         raise InputError("the cube's time dimension has no datetime coordinates, but the model composites by date "
                          f"({model.temporal.describe()})", hint="assign them: cube.assign_coords(time=dates)")
     return source

@@ -116,7 +116,7 @@ class _FakeStack:
 
 
 def test_check_rejects_unmappable_stacks():
-    rule = TemporalRule.fit([[dt.date(2021, 4, 1), dt.date(2021, 6, 1)]], length=4)
+    rule = TemporalRule.fit([[dt.date(2021, 4, 1), dt.date(2021, 6, 1)]], length=4, mode="composite")
     rule.check(_FakeStack([dt.date(2023, 5, 1)]))
     with pytest.raises(InputError, match="x.tif.*no dates"):
         rule.check(_FakeStack(None))

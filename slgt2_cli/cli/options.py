@@ -10,6 +10,7 @@ default.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -87,7 +88,7 @@ def classes_option(what: str, default: str) -> typer.models.OptionInfo:
                         show_default=default)
 
 
-def as_value(choice: Optional[Units | Blend | LabelResampling | Precision]) -> Optional[str]:
+def as_value(choice: Optional[Enum]) -> Optional[str]:
     """An Enum choice as the plain string the library's configurations take (None stays None)."""
     return None if choice is None else choice.value
 

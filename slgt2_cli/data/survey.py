@@ -29,11 +29,11 @@ from rasterio.windows import Window
 
 from slgt2_cli.data.datasets import DatasetSpec, Scene
 from slgt2_cli.data.normalization import Normalization, _Moments
-from slgt2_cli.data.temporal import TemporalRule
+from slgt2_cli.data.temporal import TemporalRule, choose_mode
 from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.io.classes import IGNORE_INDEX, LabelCensus
 
-VERSION = 1
+VERSION = 2  # 2: the automatic temporal rule may be 'order' (short series)
 CACHE_NAME = "survey.json"
 STAT_WINDOW = 128
 SAMPLES_PER_WINDOW = 256
@@ -76,19 +76,21 @@ class Survey:
     """Labelled pixels per model class over the training scenes (exact)."""
     train_ids: list[str] = field(default_factory=list)
     val_ids: list[str] = field(default_factory=list)
+    rule_reason: str = ""
+    """Why the temporal rule is what it is (printed at the start of a run)."""
     cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule.to_dict(), "norm": self.norm.to_dict(), "bands": self.bands, "units": self.units,
                 "shapes": [list(s) for s in self.shapes], "class_counts": self.class_counts,
-                "train_ids": self.train_ids, "val_ids": self.val_ids}
+                "train_ids": self.train_ids, "val_ids": self.val_ids, "rule_reason": self.rule_reason}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Survey:
         return cls(rule=TemporalRule.from_dict(d["rule"]), norm=Normalization.from_dict(d["norm"]),
                    bands=list(d["bands"]), units=str(d["units"]), shapes=[(int(h), int(w)) for h, w in d["shapes"]],
                    class_counts=[int(c) for c in d["class_counts"]], train_ids=list(d["train_ids"]),
-                   val_ids=list(d["val_ids"]), cached=True)
+                   val_ids=list(d["val_ids"]), rule_reason=str(d.get("rule_reason", "")), cached=True)
 
 
 # --- one scene (runs in a worker process) -------------------------------------------------------------------------
@@ -230,7 +232,9 @@ def _combine(scenes: list[Scene], results: list[dict[str, Any]], spec: DatasetSp
         if r["channels"] != len(bands):
             raise InputError(f"has {r['channels']} channels, other training stacks have {len(bands)}", scene.image)
     _check_census(spec, results)
-    rule = TemporalRule.fit([r["dates"] for r in results], length=settings.length, mode=settings.temporal_mode)
+    date_lists, frame_counts = [r["dates"] for r in results], [r["num_dates"] for r in results]
+    rule = TemporalRule.fit(date_lists, length=settings.length, mode=settings.temporal_mode, frame_counts=frame_counts)
+    reason = "--temporal-mode" if settings.temporal_mode else choose_mode(date_lists, settings.length, frame_counts)[1]
     for scene, r in zip(scenes, results):
         rule.check(_Header(scene.image, r["dates"], r["num_dates"]))
     moments = _Moments()
@@ -248,7 +252,7 @@ def _combine(scenes: list[Scene], results: list[dict[str, Any]], spec: DatasetSp
     return Survey(rule=rule, norm=Normalization(tuple(map(float, mean)), tuple(map(float, std))), bands=bands,
                   units=first["units"], shapes=[tuple(r["shape"]) for r in results],
                   class_counts=[int(c) for c in counts], train_ids=[s.id for s in scenes],
-                  val_ids=[s.id for s in spec.scenes("val")])
+                  val_ids=[s.id for s in spec.scenes("val")], rule_reason=reason)
 
 
 @dataclass(frozen=True)

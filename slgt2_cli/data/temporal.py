@@ -11,6 +11,14 @@ Two modes:
   ``(L - T) // 2`` frames in front. "Zero" is meant in normalised model-input space, so padded frames take the
   per-channel ``fill`` value (the normalisation mean) before normalisation.
 
+* ``order`` (for short series, and dates that describe no season: event mapping from one acquisition or a
+  before/after pair): the observations in date order, each stretched over an equal share of the L frames
+  (T < L: frame ``j`` shows observation ``j·T // L``; T ≥ L: frame ``j`` is the NaN-aware mean of the
+  observations ``k`` with ``k·L // T = j``). The dates themselves are ignored, so a model trained on one date
+  pair maps a pair of any other dates. Missing observations are interpolated between valid frames as in
+  ``composite``. Chosen automatically (:func:`choose_mode`) when no training stack has more than
+  ``SHORT_SERIES`` dates, or when the training dates span fewer days than the model has frames.
+
 * ``reference`` (what the public reference's data pipeline does, for converted checkpoints and the seed
   datasets): the date axis is padded to L by **reflection** (``numpy.pad(mode="reflect")``, ``(L - T) // 2``
   frames in front, edge not repeated), or cropped like the reference network crops when T > L
@@ -28,17 +36,30 @@ import datetime as dt
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from slgt2_cli.errors import InputError
 
-MODES = ("composite", "pad", "reference")
+
+class TemporalMode(str, Enum):
+    """How a stack's dates become the model's frames (``--temporal-mode``; module docstring)."""
+
+    COMPOSITE = "composite"
+    PAD = "pad"
+    ORDER = "order"
+    REFERENCE = "reference"
+
+
+MODES = tuple(m.value for m in TemporalMode)
 FILLS = ("linear", "nearest")
 YEAR_DAYS = 365
 SEASON_MARGIN_DAYS = 6
 """Days added on each side of a fitted season, so dates of another year a few days off still fall inside."""
+SHORT_SERIES = 3
+"""Training stacks with at most this many dates are a short series: the automatic rule is ``order``."""
 
 
 def day_of_year(date: dt.date) -> int:
@@ -94,20 +115,19 @@ class TemporalRule:
     # -- fitting -----------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, date_lists: Iterable[Sequence[dt.date] | None], length: int = 16, mode: str | None = None,
-            fill: str = "linear") -> TemporalRule:
-        """The rule for a training set: ``pad`` if any stack has no dates (or ``mode="pad"``), else a
-        composite over the shortest day-of-year interval that holds every training date (plus a margin);
-        ``mode="reference"`` (the reference's reflect padding, e.g. to train on a seed ``.mat`` dataset as it
-        did) whatever the dates."""
-        if mode == "reference":
-            return cls(length=length, mode="reference", fill=fill)
+            fill: str = "linear", frame_counts: Sequence[int] | None = None) -> TemporalRule:
+        """The rule for a training set: ``mode`` when given, else :func:`choose_mode`'s; a composite spans the
+        shortest day-of-year interval that holds every training date (plus a margin). ``frame_counts`` (frames
+        per stack) lets date-less short series be told from long ones."""
+        date_lists = list(date_lists)
         if mode is not None and mode not in MODES:
             raise InputError(f"temporal rule: unknown mode {mode!r}; use one of {', '.join(MODES)}")
-        date_lists = list(date_lists)
-        if mode == "pad" or any(d is None for d in date_lists):
-            if mode == "composite":
-                raise InputError("composite temporal rule needs dated stacks, and some training stacks have no dates")
-            return cls(length=length, mode="pad", fill=fill)
+        if mode is None:
+            mode, _ = choose_mode(date_lists, length, frame_counts)
+        if mode in ("reference", "order", "pad"):
+            return cls(length=length, mode=mode, fill=fill)
+        if any(d is None for d in date_lists):
+            raise InputError("composite temporal rule needs dated stacks, and some training stacks have no dates")
         doys = sorted({day_of_year(d) for dates in date_lists for d in dates})  # type: ignore[union-attr]
         if not doys:
             raise InputError("no dates in the training stacks to fit the temporal rule to")
@@ -129,7 +149,7 @@ class TemporalRule:
     def check(self, stack: Any) -> None:
         """Raise InputError if ``stack`` (anything with ``dates`` and ``path``) cannot be mapped by this rule."""
         path = getattr(stack, "path", None)
-        if self.mode in ("pad", "reference"):
+        if self.mode in ("pad", "order", "reference"):
             if getattr(stack, "num_dates", 1) < 1:
                 raise InputError("the stack has no dates", path)
             return
@@ -139,7 +159,9 @@ class TemporalRule:
                              "(name bands <POL>_<YYYY-MM-DD> or put the date in each file name)", path)
         if (self.period_of(dates) < 0).all():
             raise InputError(f"none of the stack's {len(dates)} dates ({dates[0]} .. {dates[-1]}) falls into the "
-                             f"season of the temporal rule ({self.describe()})", path)
+                             f"season the model was trained on ({self.describe()})", path,
+                             "map stacks from that part of the year, or train a model with temporal mode 'order', "
+                             "which ignores dates")
 
     def apply(self, raw: np.ndarray, dates: Sequence[dt.date] | None, fill: Sequence[float] | None = None) -> np.ndarray:
         """``(T, C, h, w)`` in model units (NaN = no data) -> float32 ``(L, C, h, w)`` without NaN.
@@ -157,6 +179,8 @@ class TemporalRule:
         if self.mode == "pad":
             frames = fill_gaps(raw, self.fill, fill_values)
             return pad_or_crop(frames, self.length, fill_values)
+        if self.mode == "order":
+            return fill_gaps(order_frames(raw, self.length), self.fill, fill_values)
         if dates is None or len(dates) != raw.shape[0]:
             raise InputError(f"the composite temporal rule needs one date per frame "
                              f"({raw.shape[0]} frames, {0 if dates is None else len(dates)} dates)")
@@ -167,10 +191,41 @@ class TemporalRule:
             return f"reflect-pad/crop to {self.length} frames (the reference's rule)"
         if self.mode == "pad":
             return f"pad/crop to {self.length} frames"
+        if self.mode == "order":
+            return f"observations in date order, stretched over {self.length} frames (dates ignored)"
         first = dt.date(2001, 1, 1) + dt.timedelta(days=self.season_start)
         last = first + dt.timedelta(days=self.season_days - 1)
         return (f"{self.length} periods of {self.season_days / self.length:.1f} days, "
                 f"{first:%d %b} .. {last:%d %b}, gaps: {self.fill}")
+
+
+def choose_mode(date_lists: Sequence[Sequence[dt.date] | None], length: int,
+                frame_counts: Sequence[int] | None = None) -> tuple[str, str]:
+    """The automatic temporal mode for a training set and why: ``order`` for short series (no stack with more
+    than SHORT_SERIES dates or frames) and for dates spanning fewer days than ``length`` periods; ``pad`` for
+    other date-less stacks (the paper's rule); ``composite`` for dated seasons."""
+    counts = list(frame_counts) if frame_counts is not None else [len(d) for d in date_lists if d is not None]
+    most = max(counts, default=0)
+    if counts and most <= SHORT_SERIES:
+        return "order", f"at most {most} date{'s' if most != 1 else ''} per stack: a short series, too few to composite"
+    if any(d is None for d in date_lists):
+        return "pad", "stacks without dates"
+    doys = sorted({day_of_year(d) for dates in date_lists for d in dates or []})
+    if doys:
+        _, days = season_of(doys, length)
+        span = days - 2 * SEASON_MARGIN_DAYS
+        if span < length:
+            return "order", f"the dates span {span} day{'s' if span != 1 else ''}, fewer than {length} periods"
+    return "composite", "dated stacks over a season"
+
+
+def order_frames(raw: np.ndarray, length: int) -> np.ndarray:
+    """``(T, C, h, w)`` observations in order -> ``(length, C, h, w)``: each observation stretched over an equal
+    share of the frames (T < length), or the NaN-aware mean of equal shares of observations (T ≥ length)."""
+    t = raw.shape[0]
+    if t >= length:
+        return composite(raw, np.arange(t) * length // t, length)
+    return raw[np.arange(length) * t // length].astype(np.float32, copy=False)
 
 
 def season_of(doys: Sequence[int], length: int = 1) -> tuple[int, int]:

@@ -112,4 +112,6 @@ def used_dates(rule: Any, dates: Sequence[dt.date] | None) -> list[dt.date] | No
     if rule.mode == "pad":
         lo = max(0, -((rule.length - len(dates)) // 2))  # as temporal.pad_or_crop
         return list(dates[lo: lo + rule.length])
+    if rule.mode == "order":
+        return list(dates)
     return [d for d, p in zip(dates, rule.period_of(dates)) if p >= 0]
