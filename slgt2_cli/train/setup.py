@@ -75,6 +75,8 @@ class RunSetup:
     """Labelled pixels per class over the training scenes (the survey's exact census)."""
     survey: Survey | None = None
     survey_settings: SurveySettings | None = None
+    val_shapes: tuple[tuple[int, int], ...] = ()
+    """(height, width) of each validation scene."""
 
     def store_survey(self, run_dir: Path) -> None:
         """Cache the survey in the run directory (once it exists) for ``--resume`` and ``evaluate``."""
@@ -106,8 +108,7 @@ def prepare_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunSet
     if resume is None:
         model_config["in_chans"] = len(bands)
     rule = resume.temporal if resume else survey.rule
-    for scene in val:  # the survey read and checked every training scene
-        check_scene(scene, rule, len(bands))
+    val_shapes = tuple(check_scene(scene, rule, len(bands)) for scene in val)  # the survey checked the training scenes
     if val:
         check_labels(spec, "val")
     if resume is not None:
@@ -118,7 +119,8 @@ def prepare_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunSet
                      model_config=model_config, scale_range=scale_range_for(config, spec.kind),
                      stride=config.val_stride or default_stride(config.patch_size),
                      gsd=resume.training_gsd_m if resume else _gsd(train), shapes=tuple(survey.shapes),
-                     class_counts=tuple(survey.class_counts), survey=survey, survey_settings=settings)
+                     class_counts=tuple(survey.class_counts), survey=survey, survey_settings=settings,
+                     val_shapes=val_shapes)
     if resume is not None:
         check_same_data(setup, resume)
     return setup
@@ -134,9 +136,9 @@ def _gsd(scenes: tuple[BoundScene, ...], most: int = 9) -> float | None:
     return training_gsd(grids)
 
 
-def check_scene(scene: BoundScene, rule: TemporalRule, channels: int) -> None:
-    """InputError unless the scene's stack has ``channels`` channels, ``rule`` maps it, and its first and last
-    pixels and labels read (a truncated file fails here, not at the first validation)."""
+def check_scene(scene: BoundScene, rule: TemporalRule, channels: int) -> tuple[int, int]:
+    """The scene's (height, width); InputError unless its stack has ``channels`` channels, ``rule`` maps it, and
+    its first and last pixels and labels read (a truncated file fails here, not at the first validation)."""
     with scene.open() as stack:
         if stack.num_channels != channels:
             raise InputError(f"has {stack.num_channels} channels, the training stacks have {channels}", scene.image)
@@ -145,6 +147,7 @@ def check_scene(scene: BoundScene, rule: TemporalRule, channels: int) -> None:
             for window in probe_windows(stack.grid.height, stack.grid.width):
                 stack.read(window)
                 labels.read(window)
+        return stack.grid.height, stack.grid.width
 
 
 def _model_config(config: TrainConfig, channels: int, num_classes: int) -> dict[str, Any]:
