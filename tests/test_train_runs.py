@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from slgt2_cli.checkpoint.format import load_checkpoint
 from slgt2_cli.cli.app import app
 from slgt2_cli.data.normalization import SEED_STATISTICS
-from slgt2_cli.train import loop
+from slgt2_cli.train import loop, validation
 from slgt2_cli.train.config import resolve_config
 from slgt2_cli.train.setup import prepare_run
 
@@ -54,16 +54,16 @@ def _stop_after_step(monkeypatch, step: int) -> None:
 
 def _stop_in_validation(monkeypatch) -> None:
     """Ctrl-C arrives during the first validation."""
-    real = loop.score_scenes
+    real = validation.Predictor.infer
     calls = []
 
-    def interrupted(predictor, scenes, progress=None):
+    def interrupted(predictor, x):
         if not calls:
             calls.append(1)
             signal.raise_signal(signal.SIGINT)
-        return real(predictor, scenes, progress=progress)
+        return real(predictor, x)
 
-    monkeypatch.setattr(loop, "score_scenes", interrupted)
+    monkeypatch.setattr(validation.Predictor, "infer", interrupted)
 
 
 def _files(run: Path) -> dict[str, bytes]:
@@ -99,6 +99,9 @@ def test_resume_takes_everything_from_the_run_directory_and_refuses_other_option
     resumed = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), "--resume", "--quiet", "--workers", "0",
                                   "--seed", "1"])
     assert resumed.exit_code == 0, resumed.output
+    assert "per-pixel baseline" in resumed.output and "(from " in resumed.output  # read back, not fitted again
+    assert (run / "baseline.json").read_bytes() == before["baseline.json"]
+    assert json.loads((run / "baseline.json").read_text())["miou"] == json.loads((full_run / "baseline.json").read_text())["miou"]
     assert _same_weights(run / "last.pt", full_run / "last.pt") and _same_weights(run / "best.pt", full_run / "best.pt")
     assert yaml.safe_load((run / "config.yaml").read_text())["train"] == \
         yaml.safe_load((full_run / "config.yaml").read_text())["train"]
@@ -216,3 +219,12 @@ def test_reference_recipe_trains_on_a_seed_dataset(tmp_path):
     assert ck.provenance["recipe"] == "reference" and ck.training_state["config"]["effective_batch"] == 8
     record = yaml.safe_load((run / "config.yaml").read_text())
     assert record["resolved"]["scale_range"] == [0.5, 2.0] and record["train"]["loss_average"] == "all"
+
+
+def test_no_baseline_fits_none_and_says_nothing_of_it(synth_dataset, full_run, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), *RUN, "--no-baseline"])
+    assert result.exit_code == 0, result.output
+    assert not (run / "baseline.json").exists() and "baseline" not in result.output
+    assert json.loads((full_run / "baseline.json").read_text())["source"]["model"].startswith("per-pixel")
+    assert _mious(run) == _mious(full_run)  # the baseline takes nothing from the network's run

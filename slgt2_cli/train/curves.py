@@ -61,8 +61,9 @@ def _loss_axis(ax: Any, history: list[dict[str, Any]]) -> None:
     ax.legend(loc="best", fontsize=8)
 
 
-def plot_curves(history: list[dict[str, Any]]) -> Any:
-    """A two-panel figure: the loss per step and the validation scores per validation."""
+def plot_curves(history: list[dict[str, Any]], baseline: float | None = None) -> Any:
+    """A two-panel figure: the loss per step and the validation scores per validation, with the per-pixel
+    baseline's validation mIoU (``baseline``) as a horizontal line."""
     from matplotlib.figure import Figure  # Agg canvas, no global backend state
 
     fig = Figure(figsize=(11, 3.8), dpi=100, layout="constrained")
@@ -74,6 +75,9 @@ def plot_curves(history: list[dict[str, Any]]) -> Any:
         values = np.array([h.get(key) if h.get(key) is not None else np.nan for h in history], dtype=np.float64)
         score_ax.plot(steps, values, style, ms=5, mfc="none", label=label)
         shown.append(values)
+    if baseline is not None:
+        score_ax.axhline(baseline, color="tab:gray", ls="--", lw=1.2, label=f"per-pixel baseline mIoU ({baseline:.3f})")
+        shown.append(np.array([baseline]))
     score_ax.set_ylim(*_range(np.concatenate(shown)))
     score_ax.set(xlabel="step", ylabel="score (validation)", title="Validation")
     score_ax.grid(alpha=0.3)

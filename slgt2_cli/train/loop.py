@@ -28,12 +28,11 @@ from slgt2_cli.checkpoint.format import (
     save_checkpoint,
 )
 from slgt2_cli.data.patches import PatchDataset
+from slgt2_cli.data.windows import WindowSample
 from slgt2_cli.errors import DivergedError, InputError, terminate_as_interrupt
-from slgt2_cli.infer.predictor import Predictor
 from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.progress import progress_bar
-from slgt2_cli.scoring.metrics import ConfusionMatrix, compute_metrics
-from slgt2_cli.scoring.scenes import score_scenes
+from slgt2_cli.scoring.metrics import compute_metrics
 from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig
 from slgt2_cli.train.curves import thin_losses
 from slgt2_cli.train.recipe import class_weights, cross_entropy, initialise, poly_lambda
@@ -52,6 +51,15 @@ from slgt2_cli.train.runtime import (
 )
 from slgt2_cli.train.setup import RunSetup, prepare_run
 from slgt2_cli.train.space import check_checkpoint_space
+from slgt2_cli.train.validation import (
+    Stopped,
+    describe_validation,
+    ensure_baseline,
+    learning_warnings,
+    prior_loss,
+    validate,
+    validation_sample,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,9 @@ class TrainResult:
     seconds: float
     checkpoint: Path
     """The run's result: best.pt, or last.pt under a recipe that keeps the last weights."""
+    baseline_miou: float | None = None
+    """The per-pixel baseline's validation mIoU (None: --no-baseline or no validation split)."""
+    val_seconds: float = 0.0
 
 
 @dataclass
@@ -99,10 +110,6 @@ class RunState:
         return state
 
 
-class _Stopped(Exception):
-    """A stop signal arrived during a validation."""
-
-
 @dataclass
 class Run:
     """A training run in progress: its configuration, setup, model, optimiser and state."""
@@ -121,6 +128,12 @@ class Run:
     accumulate: int
     writer: RunWriter
     state: RunState
+    val_sample: WindowSample | None = None
+    """The fixed validation windows (None: the whole split, or no validation)."""
+    baseline_miou: float | None = None
+    """The per-pixel baseline's validation mIoU (None: not run)."""
+    val_seconds: float = 0.0
+    """Wall time spent validating in this process."""
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -157,8 +170,10 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if d.active else model
     weights = class_weights(config.class_weights, setup.class_counts)
-    return Run(config, setup, d, device, model, net, optimizer, scheduler, scaler, amp_dtype,
-               weights.to(device) if weights is not None else None, accumulation(config, d), writer, state)
+    run = Run(config, setup, d, device, model, net, optimizer, scheduler, scaler, amp_dtype,
+              weights.to(device) if weights is not None else None, accumulation(config, d), writer, state)
+    run.val_sample = validation_sample(run)
+    return run
 
 
 def accumulation(config: TrainConfig, d: Dist) -> int:
@@ -241,40 +256,19 @@ def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> floa
     return total
 
 
-def validate(run: Run) -> ConfusionMatrix | None:
-    """Score the validation scenes with tiled inference; each rank takes every W-th scene, counts are summed.
-    Raises _Stopped when a stop signal arrives (single process only: ranks must stay in step)."""
-    s, d = run.setup, run.d
-    if not s.val:
-        return None
-    run.model.eval()
-    predictor = Predictor(run.model, s.spec.classes, s.rule, s.norm, list(s.bands), run.device,
-                          tile=run.config.patch_size, stride=s.stride, batch_size=run.config.batch_size,
-                          units=s.units)
-
-    def check_stop(_: int) -> None:
-        if run.state.stop is not None:
-            raise _Stopped
-
-    cm = score_scenes(predictor, s.val[d.rank :: d.world], progress=None if d.active else check_stop)
-    if d.active:
-        counts = torch.from_numpy(cm.counts).to(run.device)
-        dist.all_reduce(counts)
-        cm = ConfusionMatrix(len(s.spec.classes), counts.cpu().numpy())
-    return cm
-
-
 def validate_and_save(run: Run, bar: Any) -> bool:
     """Validate at the current step, log it, write best.pt (if better) and last.pt; False if interrupted."""
     st, out = run.state, run.config.out
     if not _finite(run.model):  # never write non-finite weights over the last good checkpoint
         raise DivergedError(f"the weights became non-finite at step {st.step}; {_kept(run)}", out)
+    began = time.perf_counter()
     try:
-        cm = validate(run)
-    except _Stopped:
+        cm = validate(run, run.val_sample)
+    except Stopped:
         return False
     finally:
         run.net.train()
+        run.val_seconds += time.perf_counter() - began
     metrics = compute_metrics(cm, run.setup.spec.classes) if cm is not None else None
     miou = metrics["miou"] if metrics and metrics["miou"] is not None else 0.0
     elapsed = time.perf_counter() - run.started
@@ -282,7 +276,7 @@ def validate_and_save(run: Run, bar: Any) -> bool:
               "miou": metrics["miou"] if metrics else None, "mean_f1": metrics["mean_f1"] if metrics else None,
               "overall_accuracy": metrics["overall_accuracy"] if metrics else None,
               "seconds": elapsed, "samples_per_second": st.seen / max(elapsed, 1e-9),
-              "step_losses": thin_losses(st.step_losses, st.step)}
+              "val_seconds": round(time.perf_counter() - began, 3), "step_losses": thin_losses(st.step_losses, st.step)}
     st.history.append(record)
     st.loss_sum, st.loss_n, st.validated_step, st.step_losses = 0.0, 0, st.step, []
     improved = metrics is not None and miou > st.best
@@ -294,9 +288,13 @@ def validate_and_save(run: Run, bar: Any) -> bool:
             run.writer.best_report(cm, run.setup.spec.classes, st.step)
         save_checkpoint(make_checkpoint(run, "last", True), out / "last.pt")
         run.writer.log(st.history)
-        run.writer.curves(st.history)
+        run.writer.curves(st.history, run.baseline_miou)
         bar.write(f"step {st.step}: loss {record['loss']:.4f}  val mIoU {miou:.4f}  "
                   f"mF1 {record['mean_f1'] or 0:.4f}  (best {st.best:.4f} at {st.best_step})")
+        for warning in learning_warnings(loss=record["loss"], prior=prior_loss(run.setup.class_counts, run.weights),
+                                         step=st.step, warmup=run.config.warmup, iterations=run.config.iterations,
+                                         cm=cm, classes=run.setup.spec.classes):
+            bar.write(f"slgt2: warning: {warning}")
     st.saved_step = st.step
     return True
 
@@ -383,6 +381,8 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     bar = progress_bar(total=config.iterations, initial=run.state.step, enabled=d.main and config.progress, unit="it",
                        desc="train")
     try:
+        if d.main:
+            _start_lines(run, bar)
         finished = run_steps(run, bar)
     finally:
         bar.close()
@@ -394,15 +394,39 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
         save_checkpoint(make_checkpoint(run, "best", False), config.out / "best.pt")
     st = run.state
     result = config.out / ("last.pt" if config.result is Result.LAST else "best.pt")
-    return TrainResult(config.out, st.step, st.best, st.best_step, time.perf_counter() - run.started, result)
+    return TrainResult(config.out, st.step, st.best, st.best_step, time.perf_counter() - run.started, result,
+                       run.baseline_miou, run.val_seconds)
+
+
+def _start_lines(run: Run, bar: Any) -> None:
+    """Say how the run maps dates and validates, and fit (or read back) the per-pixel baseline."""
+    s = run.setup
+    reason = s.survey.rule_reason if s.survey is not None and not run.config.resume else ""
+    bar.write(f"temporal rule: {s.rule.mode}, {s.rule.describe()}" + (f" ({reason})" if reason else ""))
+    bar.write(describe_validation(run, run.val_sample))
+    if run.config.baseline:
+        run.baseline_miou, line = ensure_baseline(run)
+        if line:
+            bar.write(line)
 
 
 def describe_result(result: TrainResult) -> str:
-    best = f"best validation mIoU {result.best_miou:.4f} at step {result.best_step}" if result.best_miou >= 0 \
-        else "no validation split"
-    return (f"trained {result.step} steps in {result.seconds / 60:.1f} min; {best}\n"
-            f"result: {result.checkpoint} (checkpoints: {result.run_dir / 'best.pt'}, {result.run_dir / 'last.pt'})\n"
-            f"metrics log: {result.run_dir / 'metrics.jsonl'}; curves: {result.run_dir / 'curves.png'}")
+    """The run's last lines: steps and time, the best validation score beside the baseline's, what was written."""
+    lines = [f"trained {result.step} steps in {result.seconds / 60:.1f} min"
+             + (f" ({100 * result.val_seconds / max(result.seconds, 1e-9):.0f} % of it validating)"
+                if result.val_seconds else "")]
+    if result.best_miou >= 0:
+        base = f", per-pixel baseline {result.baseline_miou:.4f}" if result.baseline_miou is not None else ""
+        lines.append(f"best validation mIoU {result.best_miou:.4f} at step {result.best_step}{base}")
+        if result.baseline_miou is not None and result.best_miou <= result.baseline_miou:
+            lines.append(f"slgt2: warning: the network (val mIoU {result.best_miou:.4f}) does not beat the per-pixel "
+                         f"baseline ({result.baseline_miou:.4f}): train longer, or see docs/training.md")
+    else:
+        lines.append("no validation split")
+    lines += [f"result: {result.checkpoint} (checkpoints: {result.run_dir / 'best.pt'}, {result.run_dir / 'last.pt'})",
+              f"metrics log: {result.run_dir / 'metrics.jsonl'}; curves: {result.run_dir / 'curves.png'}"
+              + (f"; baseline: {result.run_dir / 'baseline.json'}" if result.baseline_miou is not None else "")]
+    return "\n".join(lines)
 
 
 __all__ = ["TrainConfig", "TrainResult", "train", "describe_result"]

@@ -14,7 +14,7 @@ from slgt2_cli.io.atomic import atomic_output, write_text
 from slgt2_cli.io.classes import ClassTable
 
 OUTPUTS = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "config.yaml", "best_metrics.json",
-           "best_confusion.png")
+           "best_confusion.png", "baseline.json")
 """The files a run writes; a fresh run removes those an earlier, unfinished one left."""
 TEMPORARIES = (".*.partial", ".*.partial-*", ".curves.*.png", ".write-test")
 
@@ -73,12 +73,13 @@ class RunWriter:
         report(cm, classes, json_path=self.dir / "best_metrics.json", plot_path=self.dir / "best_confusion.png",
                source={"step": step, "split": "val"})
 
-    def curves(self, history: list[dict[str, Any]]) -> None:
+    def curves(self, history: list[dict[str, Any]], baseline: float | None = None) -> None:
+        """curves.png: the loss and the validation scores, with the per-pixel baseline's mIoU as a line."""
         if not self.enabled or not history:
             return
         from slgt2_cli.train.curves import plot_curves
 
-        fig = plot_curves(history)
+        fig = plot_curves(history, baseline)
         try:
             with atomic_output(self.dir / "curves.png") as tmp:
                 fig.savefig(tmp, dpi=100, format="png")
