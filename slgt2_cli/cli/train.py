@@ -17,13 +17,14 @@ from slgt2_cli.cli.options import (
     batch_size_option,
     seed_option,
 )
+from slgt2_cli.data.temporal import TemporalMode
 from slgt2_cli.train.config import Recipe
 
 RECIPE_DEFAULTS = {
     "iterations": {"tiny": 600, "small": 10000, "paper": 40000},
     "batch_size": {"tiny": 8, "small": 4, "paper": 2},
     "patch_size": {"tiny": 64, "small": 128, "paper": 224},
-    "lr": {"tiny": 0.01, "small": 0.001, "paper": 0.0001},
+    "lr": {"tiny": 0.003, "small": 0.001, "paper": 0.0001},
     "val_every": {"tiny": 150, "small": 1000, "paper": 2000},
 }
 """The recipes' values as ``--help`` shows them (importing the recipes would import torch; a test compares)."""
@@ -45,9 +46,12 @@ def train(
     lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (poly decay, power 0.9).", show_default=_recipe("lr"))] = None,
     val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate and checkpoint every N steps.",
                                                        show_default=_recipe("val_every") + "; at most iterations/4")] = None,
-    class_weights: Annotated[Optional[str], typer.Option("--class-weights", help="none, auto (from label frequencies) or one weight per class, comma-separated.", show_default="none")] = None,
+    val_pixels: Annotated[Optional[int], typer.Option("--val-pixels", min=0, help="Pixels each validation scores: evenly spread patch-sized windows of the validation split, the same each time; 0: the whole split, tiled as predict does.", show_default="1048576")] = None,
+    baseline: Annotated[Optional[bool], typer.Option("--baseline/--no-baseline", help="Fit a per-pixel logistic-regression baseline and score it beside the network (RUN_DIR/baseline.json, a line on curves.png).", show_default="baseline")] = None,
+    class_weights: Annotated[Optional[str], typer.Option("--class-weights", help="auto (inverse log frequency of the training labels), none, or one weight per class, comma-separated.", show_default="auto (--recipe reference: none)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Data-loading processes.", show_default="2")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="The paper's augmentation (rescale 0.5-2, crop, flips).", show_default="augment")] = None,
+    temporal_mode: Annotated[Optional[TemporalMode], typer.Option("--temporal-mode", case_sensitive=False, help="How dates become the model's frames: composite (by day of year over the season), order (date order, dates ignored: one or two dates, event mapping), pad or reference.", show_default="order for 1-3 dates or dates within a few days, composite for other dated stacks, pad without dates")] = None,
     units: UnitsOpt = None,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
@@ -76,8 +80,8 @@ def train(
         raise typer.BadParameter("missing: the run directory (required unless --print-config)", param_hint="'--out'")
     resolved = resolve_config(
         dataset or Path("."), out or Path("."), config, preset=preset, recipe=recipe, iterations=iterations,
-        batch_size=batch_size, patch_size=patch_size, lr=lr, val_every=val_every, augment=augment,
-        class_weights=class_weights, workers=workers, seed=seed, units=as_value(units),
+        batch_size=batch_size, patch_size=patch_size, lr=lr, val_every=val_every, val_pixels=val_pixels, baseline=baseline, augment=augment,
+        class_weights=class_weights, workers=workers, seed=seed, units=as_value(units), temporal_mode=as_value(temporal_mode),
         device=device if device != "auto" else None,
         resume=resume or None, overwrite=overwrite or None, progress=False if quiet else None,
     )

@@ -30,8 +30,10 @@ class Recipe(str, Enum):
 
 
 class Init(str, Enum):
-    SLGT2 = "slgt2"  # PyTorch's Conv3d default (Kaiming uniform); Linear trunc_normal(0.02)
+    SLGT2 = "slgt2"  # convolutions normal(0, 1/sqrt(fan_in)), bias 0; up-sampling affines the identity
+    TORCH = "torch"  # PyTorch's defaults (Kaiming uniform, a=sqrt(5)); slgt2's before 0.2
     REFERENCE = "reference"  # every Conv3d normal(0, sqrt(2 / fan_out)), bias 0
+    # Linear layers keep the model's trunc_normal(0.02) under all three
 
 
 class LossAverage(str, Enum):
@@ -117,7 +119,13 @@ class TrainConfig:
     val_every: int = _f(2000, min=1)
     """Validate and write last.pt every N steps (and at the last step)."""
     val_stride: int | None = _f(None, min=1)
-    """Validation tile stride (None: the patch size × 200/224, as the paper's test time)."""
+    """Tile stride of whole-split validation (--val-pixels 0) and of predict (None: the patch size × 200/224, as the
+    paper's test time)."""
+    val_pixels: int = _f(1 << 20, min=0)
+    """Pixels each validation scores: evenly spread patch-sized windows of the validation split, the same ones
+    every time (0: the whole split, tiled as predict does)."""
+    baseline: bool = _f(True)
+    """Fit and score a per-pixel logistic-regression baseline beside the network (RUN_DIR/baseline.json)."""
     val_fraction: float = _f(0.2, min=0, max=1)
     """Share of the training scenes held out for validation when the dataset has no val split."""
     min_labelled: float = _f(0.05, min=0, max=1)
@@ -133,15 +141,16 @@ class TrainConfig:
     crop_tries: int = _f(5, min=1)
     """Crops drawn to find one with at most 75 % of one class."""
     init: Init = _f(Init.SLGT2)
-    """Conv3d initialisation: slgt2 (PyTorch's) or reference (normal(0, sqrt(2/fan_out)), bias 0)."""
+    """Convolution initialisation: slgt2 (variance-preserving, docs/training.md), torch (PyTorch's defaults) or
+    reference (normal(0, sqrt(2/fan_out)), bias 0)."""
     loss_average: LossAverage = _f(LossAverage.LABELLED)
     """Cross-entropy averaged over labelled pixels, or over all pixels, ignored ones included."""
     normalization: NormSource = _f(NormSource.COMPUTED)
     """computed from the training stacks, or fixed: a seed dataset's published mean/std."""
     result: Result = _f(Result.BEST)
     """The run's result: best (best.pt, best validation mIoU) or last (last.pt)."""
-    class_weights: str | None = _f(None)
-    """None/'none', 'auto' (inverse log frequency from the training labels) or comma-separated numbers."""
+    class_weights: str | None = _f("auto")
+    """'auto' (inverse log frequency from the training labels), None/'none' or comma-separated numbers."""
     device: str = _f("auto")
     """auto, cpu, cuda, cuda:N or mps (may change on --resume)."""
     amp: Amp = _f(Amp.AUTO)
@@ -171,7 +180,7 @@ PRESET_SCHEDULES: Mapping[str, Mapping[str, Any]] = {
     "paper": {},
     "paper-brandenburg": {},
     "small": dict(iterations=10000, batch_size=4, patch_size=128, lr=1e-3, val_every=1000, warmup=200),
-    "tiny": dict(iterations=600, batch_size=8, patch_size=64, lr=1e-2, val_every=150, warmup=20),
+    "tiny": dict(iterations=600, batch_size=8, patch_size=64, lr=3e-3, val_every=150, warmup=20),
 }
 
 # What each recipe changes (docs/model.md has the table of differences and why slgt2's defaults differ).
@@ -179,7 +188,7 @@ RECIPES: Mapping[Recipe, Mapping[str, Any]] = {
     Recipe.SLGT2: {},
     Recipe.REFERENCE: dict(init=Init.REFERENCE, loss_average=LossAverage.ALL, scale_sampling=ScaleSampling.UNIFORM,
                            flips=Flips.HORIZONTAL, crop_tries=10, normalization=NormSource.FIXED, result=Result.LAST,
-                           effective_batch=8, warmup=0, amp=Amp.NO, temporal_mode="reference"),
+                           effective_batch=8, warmup=0, amp=Amp.NO, temporal_mode="reference", class_weights=None),
 }
 
 # Rescale ranges by recipe and dataset kind (open_dataset's kind); other datasets get the recipe's "*".

@@ -9,20 +9,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.blocks import ChannelAffine, ShuffleConvTranspose3d
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.train.config import Init, LossAverage
 
 
 def initialise(model: torch.nn.Module, init: Init) -> None:
-    """Apply the recipe's initialisation; ``reference``: every Conv3d normal(0, sqrt(2 / fan_out)) with fan_out =
-    kernel volume × out channels / groups, bias 0 (Linear and LayerNorm keep the model's own, as the reference)."""
-    if init is not Init.REFERENCE:
+    """Apply the recipe's initialisation to the convolutions (Linear and LayerNorm keep the model's own).
+
+    ``slgt2``: every convolution normal(0, 1/sqrt(fan_in)) with fan_in = in channels / groups × kernel volume (for
+    the up-sampling transposed convolutions, whose kernel equals their stride, the input channels), bias 0; the
+    up-sampling blocks' per-channel affine map starts as the identity. PyTorch's default shrinks each layer's
+    output about √3-fold and draws the affine weights from U(-1, 1), so that GELU silences about half of the
+    full-resolution channels: the decoder then learns several times slower (docs/training.md).
+    ``torch``: PyTorch's defaults, as built. ``reference``: every Conv3d normal(0, sqrt(2 / fan_out)) with
+    fan_out = kernel volume × out channels / groups, bias 0, as the reference's code."""
+    if init is Init.TORCH:
         return
     for module in model.modules():
-        if isinstance(module, torch.nn.Conv3d):
-            fan_out = math.prod(module.kernel_size) * module.out_channels // module.groups
-            torch.nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+        if init is Init.REFERENCE:
+            if isinstance(module, torch.nn.Conv3d):
+                fan_out = math.prod(module.kernel_size) * module.out_channels // module.groups
+                torch.nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, ChannelAffine):
+            torch.nn.init.ones_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
+            fan_in = module.in_channels // module.groups
+            if not isinstance(module, ShuffleConvTranspose3d):
+                fan_in *= math.prod(module.kernel_size)
+            torch.nn.init.normal_(module.weight, 0.0, math.sqrt(1.0 / fan_in))
             if module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
 
