@@ -104,6 +104,8 @@ def build_world(root: Path) -> Path:
     _write(root / "nodates.tif", data)
     data3, names3 = _stack(rng, pols=("VV", "VH", "HH"))
     _write(root / "three.tif", data3, descriptions=names3)
+    datawin, nameswin = _stack(rng, dates=("2021-12-20", "2022-01-01"))
+    _write(root / "winter.tif", datawin, descriptions=nameswin)
     datahh, nameshh = _stack(rng, pols=("HH", "HV"))
     _write(root / "hh.tif", datahh, descriptions=nameshh)
     one = data[:2]
@@ -229,6 +231,8 @@ CASES: list[Case] = [
          "no date (YYYYMMDD or YYYY-MM-DD) in the file name"),
     Case("stack_no_dates", "a multi-band stack whose bands carry no dates",
          _p("{}/ck.pt", "{}/nodates.tif", "{}/out.tif"), "the stack has no dates"),
+    Case("stack_outside_season", "a stack whose dates all fall outside the season the model composites",
+         _p("{}/ck.pt", "{}/winter.tif", "{}/out.tif"), "or train a model with temporal mode 'order'"),
     # --- stack versus checkpoint
     Case("channels", "3 channels per date, the checkpoint has 2", _p("{}/ck.pt", "{}/three.tif", "{}/out.tif"),
          "the stack has 3 channels"),

@@ -33,14 +33,17 @@ def utm_grid(width: int, height: int, res: float = 10.0, origin: tuple[float, fl
 
 def write_raster(path: Path, data: np.ndarray, grid: Grid | None = None, nodata=None, *, crs: CRS | None = None,
                  transform=None, descriptions: Sequence[str] | None = None, band_tags: Sequence[dict] | None = None,
-                 tags: dict | None = None, **band1_tags: str) -> Path:
+                 tags: dict | None = None, georeferenced: bool = True, **band1_tags: str) -> Path:
     """Write (bands, h, w) or (h, w) ``data`` as a GeoTIFF on ``grid`` (else ``crs``/``transform``: 10 m UTM 33N
-    at ORIGIN by default), with band descriptions, per-band tags, dataset ``tags`` and band-1 tags (keywords)."""
+    at ORIGIN by default; ``georeferenced=False``: none, as plain image patches), with band descriptions, per-band
+    tags, dataset ``tags`` and band-1 tags (keywords)."""
     data = np.asarray(data)
     if data.ndim == 2:
         data = data[None]
     if grid is not None:  # the grid's CRS, even none
         crs, transform = grid.crs, grid.transform
+    elif not georeferenced:
+        crs, transform = None, Affine.identity()
     else:
         crs = crs if crs is not None else UTM33
         transform = transform or from_origin(*ORIGIN, 10.0, 10.0)
@@ -161,4 +164,31 @@ def write_mts12(root: Path, t: int = 5, size: int = 24, splits: Sequence[str] = 
             (root / "label" / split).mkdir(parents=True, exist_ok=True)
             scipy.io.savemat(root / "s1" / split / f"{name}.mat", {"band": band})
             scipy.io.savemat(root / "label" / split / f"{name}_label.mat", {"label": label})
+    return root
+
+
+FLOOD_CLASSES = [{"value": 1, "name": "not flooded", "color": "#a0a0a0"},
+                 {"value": 2, "name": "flooded", "color": "#1f5fff"}]
+
+
+def write_flood_dataset(root: Path, scenes: dict[str, int], size: int = 128, seed: int = 0,
+                        contrast_db: float = 4.0) -> Path:
+    """A real-like two-date flood set: uint8 VV (before, after), not georeferenced, placeholder dates, smooth flood
+    blobs that darken the second date by ``contrast_db`` under single-look speckle (so one pixel alone is a weak
+    cue and its neighbourhood a strong one). ``scenes[split]`` scenes of ``size``² per split."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    names = ["VV_2000-01-01", "VV_2000-01-13"]
+    for split, count in scenes.items():
+        for i in range(count):
+            blobs = gaussian_filter(rng.normal(size=(size, size)), 8)
+            flooded = blobs > np.quantile(blobs, 0.75)
+            base = -9 + 2 * gaussian_filter(rng.normal(size=(size, size)), 4)
+            speckle = 10 * np.log10(rng.gamma(1.0, 1.0, size=(2, size, size)))
+            db = np.stack([base, base - contrast_db * flooded]) + speckle
+            stored = np.clip(np.round((db + 35) * 5), 1, 255).astype(np.uint8)
+            write_raster(root / split / "images" / f"s{i}.tif", stored, georeferenced=False, descriptions=names)
+            write_raster(root / split / "labels" / f"s{i}.tif", (1 + flooded).astype(np.uint8), georeferenced=False)
+    (root / "classes.json").write_text(json.dumps(FLOOD_CLASSES))
     return root

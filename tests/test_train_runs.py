@@ -225,6 +225,6 @@ def test_no_baseline_fits_none_and_says_nothing_of_it(synth_dataset, full_run, t
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), *RUN, "--no-baseline"])
     assert result.exit_code == 0, result.output
-    assert not (run / "baseline.json").exists() and "baseline" not in result.output
+    assert not (run / "baseline.json").exists() and "per-pixel baseline" not in result.output
     assert json.loads((full_run / "baseline.json").read_text())["source"]["model"].startswith("per-pixel")
     assert _mious(run) == _mious(full_run)  # the baseline takes nothing from the network's run

@@ -12,7 +12,7 @@ from slgt2_cli.errors import InputError
 # (scene px, dates, scenes, scene_size, iterations, val_every, batch)
 PLANS = {
     "full": dict(size=512, dates=24, scenes=10, scene_size=192, iterations=600, val_every=150, batch_size=8),
-    "quick": dict(size=256, dates=16, scenes=6, scene_size=128, iterations=180, val_every=90, batch_size=8),
+    "quick": dict(size=256, dates=16, scenes=6, scene_size=128, iterations=140, val_every=70, batch_size=8),
 }
 
 
@@ -71,7 +71,8 @@ def _run_demo(config: DemoConfig, say: Callable[[str], None]) -> DemoResult:
                                   val_every=plan["val_every"], batch_size=plan["batch_size"], seed=config.seed,
                                   device=config.device, overwrite=True)
     trained = train(train_config)
-    say(f"      best validation mIoU {trained.best_miou:.3f} at step {trained.best_step} "
+    base = f", per-pixel baseline {trained.baseline_miou:.3f}" if trained.baseline_miou is not None else ""
+    say(f"      best validation mIoU {trained.best_miou:.3f} at step {trained.best_step}{base} "
         f"({trained.seconds / 60:.1f} min)")
 
     say("[3/4] predicting the scene (a year later than the training data)")

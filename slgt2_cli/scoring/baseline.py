@@ -25,7 +25,9 @@ from slgt2_cli.scoring.metrics import ConfusionMatrix
 
 NEIGHBOURHOOD = 5
 FIT_PIXELS = 200_000
-"""Labelled training pixels the classifier is fitted on (a random sample of the training windows')."""
+"""Labelled training pixels the classifier is fitted on (a random sample of the training windows'), at most."""
+FIT_VALUES = 1 << 25
+"""At most this many feature values are fitted on (128 MB): fewer pixels for long series (Brandenburg: 48 frames)."""
 TRAIN_WINDOW_PIXELS = 1 << 21
 """Pixels of evenly spread training windows the sample is drawn from."""
 L2 = 1e-4
@@ -82,7 +84,9 @@ def fit_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: in
 def _training_pixels(sample: WindowSample, rule: TemporalRule, norm: Normalization, classes: ClassTable,
                      seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and classes of up to FIT_PIXELS labelled pixels drawn evenly from the sample's windows."""
-    per_window = max(1, FIT_PIXELS // max(1, len(sample.windows)))
+    features = 3 * norm.num_channels * rule.length
+    pixels = min(FIT_PIXELS, max(FIT_PIXELS // 10, FIT_VALUES // features))
+    per_window = max(1, pixels // max(1, len(sample.windows)))
     rng = np.random.default_rng(seed)
     feats, labels = [], []
     for x, y in sample.batches(rule, norm, classes, 16):

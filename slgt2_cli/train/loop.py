@@ -290,7 +290,8 @@ def validate_and_save(run: Run, bar: Any) -> bool:
         run.writer.log(st.history)
         run.writer.curves(st.history, run.baseline_miou)
         bar.write(f"step {st.step}: loss {record['loss']:.4f}  val mIoU {miou:.4f}  "
-                  f"mF1 {record['mean_f1'] or 0:.4f}  (best {st.best:.4f} at {st.best_step})")
+                  f"mF1 {record['mean_f1'] or 0:.4f}  (best {st.best:.4f} at {st.best_step}; "
+                  f"validated in {record['val_seconds']:.1f} s)")
         for warning in learning_warnings(loss=record["loss"], prior=prior_loss(run.setup.class_counts, run.weights),
                                          step=st.step, warmup=run.config.warmup, iterations=run.config.iterations,
                                          cm=cm, classes=run.setup.spec.classes):
