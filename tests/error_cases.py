@@ -154,7 +154,26 @@ def build_world(root: Path) -> Path:
     (root / "old_run" / "config.yaml").write_text("train:\n  preset: tiny\n  patch_size: 32\n  iterations: 2\n")
     (root / "bad_config.yaml").write_text("preset: tiny\nworkers: -3\n")
     _build_safety_world(root, ds, labels, crs, transform)
+    _build_brandenburg_trees(root)
     return root
+
+
+def _build_brandenburg_trees(root: Path) -> None:
+    """Brandenburg trees as distributed (two tiny test scenes), each broken in one way."""
+    import scipy.io
+
+    for name, split_file, labels in (("bb_index", "1\n5\n", ("0001", "0002")),
+                                     ("bb_split_missing", None, ("0001", "0002")),
+                                     ("bb_mismatch", "0\n1\n", ("0001", "0007"))):
+        tree = root / name
+        (tree / "test_vhvv").mkdir(parents=True)
+        (tree / "test_label").mkdir()
+        (tree / "split").mkdir()
+        for sid, label_id in zip(("0001", "0002"), labels):
+            scipy.io.savemat(tree / "test_vhvv" / f"VHVV_{sid}.mat", {"data": np.zeros((3, 8, 8, 2), np.float32)})
+            scipy.io.savemat(tree / "test_label" / f"label_s1_{label_id}.mat", {"label": np.ones((8, 8), np.uint8)})
+        if split_file is not None:
+            (tree / "split" / "test.txt").write_text(split_file)
 
 
 def _build_safety_world(root: Path, ds: Path, labels: np.ndarray, crs, transform) -> None:
@@ -289,6 +308,15 @@ CASES: list[Case] = [
          lambda w: [*T, str(w / "no_train"), "--out", str(w / "run")], "has no training scenes"),
     Case("dataset_no_classes", "a dataset without classes.json",
          lambda w: [*T, str(w / "no_classes"), "--out", str(w / "run")], "has no classes.json"),
+    Case("split_index", "a Brandenburg split file whose index is past the end of its folder",
+         _cmd("evaluate", "--checkpoint", "{}/ck.pt", "--dataset", "{}/bb_index", "--split", "test"),
+         "index 5 is out of range"),
+    Case("split_missing", "a Brandenburg tree without the split file asked for",
+         _cmd("evaluate", "--checkpoint", "{}/ck.pt", "--dataset", "{}/bb_split_missing", "--split", "test"),
+         "split file not found"),
+    Case("split_pairing", "a Brandenburg image and label at the same sorted position with other numbers",
+         _cmd("evaluate", "--checkpoint", "{}/ck.pt", "--dataset", "{}/bb_mismatch", "--split", "test"),
+         "do not pair"),
     Case("dataset_foreign_classes", "training labels none of which are in classes.json",
          lambda w: [*T, str(w / "foreign_classes"), "--out", str(w / "run")], "none of the label values"),
     Case("run_exists", "train into a run directory that holds a run",

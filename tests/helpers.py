@@ -167,6 +167,36 @@ def write_mts12(root: Path, t: int = 5, size: int = 24, splits: Sequence[str] = 
     return root
 
 
+def write_brandenburg_tree(root: Path, scenes: dict[str, dict[str, np.ndarray]], splits: dict[str, Sequence[int]],
+                           period: str = "s1") -> Path:
+    """The Brandenburg tree exactly as distributed: ``trainval_vhvv/VHVV_<id>.mat`` (field ``data`` (T, H, W, 2)
+    in dB), ``trainval_label/label_<period>_<id>.mat`` (field ``label``), the same under ``test_*``, and
+    ``split/<split>.txt`` with the given indices into the sorted listing of the split's folder.
+
+    ``scenes`` maps ``trainval`` / ``test`` to {4-digit id: data}; labels are ``data``'s parcels, see below."""
+    import scipy.io
+
+    for folder, arrays in scenes.items():
+        (root / f"{folder}_vhvv").mkdir(parents=True, exist_ok=True)
+        (root / f"{folder}_label").mkdir(parents=True, exist_ok=True)
+        for sid, data in arrays.items():
+            t, h, w, _ = data.shape
+            label = ((np.arange(h)[:, None] // 4 + np.arange(w)[None] // 4 + int(sid)) % 16).astype(np.uint8)
+            scipy.io.savemat(root / f"{folder}_vhvv" / f"VHVV_{sid}.mat", {"data": data}, do_compression=True)
+            scipy.io.savemat(root / f"{folder}_label" / f"label_{period}_{sid}.mat", {"label": label},
+                             do_compression=True)
+    (root / "split").mkdir(parents=True, exist_ok=True)
+    for split, indices in splits.items():
+        (root / "split" / f"{split}.txt").write_text("".join(f"{i}\n" for i in indices))
+    return root
+
+
+def brandenburg_data(t: int = 41, size: int = 32, seed: int = 0) -> np.ndarray:
+    """One Brandenburg-like scene: (T, H, W, 2) float32 dB, VH about -16, VV about -10."""
+    rng = np.random.default_rng(seed)
+    return (np.array([-16.4, -10.6], np.float32) + rng.normal(0, 3, (t, size, size, 2))).astype(np.float32)
+
+
 FLOOD_CLASSES = [{"value": 1, "name": "not flooded", "color": "#a0a0a0"},
                  {"value": 2, "name": "flooded", "color": "#1f5fff"}]
 

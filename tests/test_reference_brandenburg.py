@@ -1,4 +1,5 @@
-"""A Brandenburg-style reference checkpoint and test split, built here from the documented procedure.
+"""A Brandenburg-style reference checkpoint and test split (the tree as distributed), built here from the
+documented procedure.
 
 flag 2 (temporal kernel 9), 41 dates reflect-padded to 48, float dB in a ``data`` field, labels in ``label``,
 the *test* pipeline's own mean/std (which differ from the train/val ones), a slide crop/stride taken from the
@@ -151,23 +152,32 @@ def _mmseg_checkpoint(path: Path, window: torch.Tensor) -> None:
 
 
 def _dataset(root: Path) -> list[str]:
+    """The test split of the tree as distributed (``test_vhvv/VHVV_*.mat``, ``test_label/label_s1_*.mat``,
+    ``split/test.txt``); the split file skips the middle scene and lists the others out of order. Class 15 is
+    absent from the labels, so the fork's 0/0 convention matters. Returns the ids the split file selects."""
     rng = np.random.default_rng(5)
-    ids = ["VHVV_0001", "VHVV_0002"]
-    for i, sid in enumerate(ids):
+    for i, sid in enumerate(["0001", "0002", "0003"]):
         yy, xx = np.mgrid[0:H, 0:W]
         parcels = (yy // 24) * 7 + (xx // 30)
         base = np.stack([-16.4 + 2.5 * np.sin(parcels), -10.6 + 2.0 * np.cos(parcels)], axis=-1)
         seasonal = np.sin(np.linspace(0, 2 * np.pi, T))[:, None, None, None] * (parcels % 3)[None, :, :, None]
         data = (base[None] + seasonal + rng.normal(0, 1.0, (T, H, W, 2))).astype(np.float32)
         label = ((parcels * 5 + i) % (K + 1)).astype(np.uint8)  # 0 = background, ignored
-        if i == 1:  # a no-data corner: zeros in every date and channel, background label
+        label[label == K] = 0
+        if i == 2:  # a no-data corner: zeros in every date and channel, background label
             data[:, :20, :25] = 0.0
             label[:20, :25] = 0
-        (root / "s1" / "test").mkdir(parents=True, exist_ok=True)
-        (root / "label" / "test").mkdir(parents=True, exist_ok=True)
-        scipy.io.savemat(root / "s1" / "test" / f"{sid}.mat", {"data": data}, do_compression=True)
-        scipy.io.savemat(root / "label" / "test" / f"{sid}_label.mat", {"label": label}, do_compression=True)
-    return ids
+        (root / "test_vhvv").mkdir(parents=True, exist_ok=True)
+        (root / "test_label").mkdir(parents=True, exist_ok=True)
+        scipy.io.savemat(root / "test_vhvv" / f"VHVV_{sid}.mat", {"data": data}, do_compression=True)
+        scipy.io.savemat(root / "test_label" / f"label_s1_{sid}.mat", {"label": label}, do_compression=True)
+    (root / "split").mkdir(exist_ok=True)
+    (root / "split" / "test.txt").write_text("2\n0\n")
+    return ["VHVV_0003", "VHVV_0001"]
+
+
+def _label_path(root: Path, sid: str) -> Path:
+    return root / "test_label" / f"{sid.replace('VHVV', 'label_s1')}.mat"
 
 
 def _reference_logits(model: torch.nn.Module, data: np.ndarray) -> np.ndarray:
@@ -206,23 +216,25 @@ def _fork_metrics(preds: list[np.ndarray], labels: list[np.ndarray]) -> dict[str
         iou, acc = inter / (area_p + area_l - inter), inter / area_l
         prec = inter / area_p
         f1 = 2 * acc * prec / (acc + prec)
-    return {"aAcc": inter.sum() / area_l.sum(), "mIoU": np.nan_to_num(iou).mean(), "mAcc": np.nan_to_num(acc).mean(),
-            "mPrecision": np.nan_to_num(prec).mean(), "mF1score": np.nan_to_num(f1).mean()}
+    assert np.isnan(acc).any()  # a class absent from the labels: the conventions differ
+    means = {"aAcc": inter.sum() / area_l.sum(), "mIoU": np.nan_to_num(iou).mean(), "mAcc": np.nan_to_num(acc).mean(),
+             "mPrecision": np.nan_to_num(prec).mean(), "mF1score": np.nan_to_num(f1).mean()}
+    return means, np.nan_to_num(iou), float(np.nanmean(iou))  # the fork's (0/0 -> 0, all K), upstream's mIoU
 
 
 @pytest.fixture(scope="module")
 def brandenburg(tmp_path_factory):
     root = tmp_path_factory.mktemp("brandenburg")
     ids = _dataset(root / "data")
-    first = scipy.io.loadmat(root / "data" / "s1" / "test" / f"{ids[0]}.mat")["data"]
+    first = scipy.io.loadmat(root / "data" / "test_vhvv" / f"{ids[0]}.mat")["data"]
     _mmseg_checkpoint(root / "ref.pth", _normalised_window(first))
     result = runner.invoke(app, ["convert-checkpoint", str(root / "ref.pth"), str(root / "native.pt")])
     assert result.exit_code == 0, result.output
     model = models.from_reference_checkpoint(root / "ref.pth")
     direct = {}
     for sid in ids:
-        data = scipy.io.loadmat(root / "data" / "s1" / "test" / f"{sid}.mat")["data"]
-        label = scipy.io.loadmat(root / "data" / "label" / "test" / f"{sid}_label.mat")["label"]
+        data = scipy.io.loadmat(root / "data" / "test_vhvv" / f"{sid}.mat")["data"]
+        label = scipy.io.loadmat(_label_path(root / "data", sid))["label"]
         logits = _reference_logits(model, data)
         top2 = np.sort(logits, axis=0)[-2:]
         direct[sid] = {"pred": logits.argmax(0), "label": label, "tie": (top2[1] - top2[0]) < 1e-3}
@@ -245,7 +257,7 @@ def test_predict_equals_the_reference_procedure(brandenburg, tmp_path):
     classes_seen = set()
     for sid, ref in direct.items():
         out = tmp_path / f"{sid}.tif"
-        result = runner.invoke(app, ["predict", str(root / "native.pt"), str(root / "data" / "s1" / "test" /
+        result = runner.invoke(app, ["predict", str(root / "native.pt"), str(root / "data" / "test_vhvv" /
                                                                             f"{sid}.mat"), str(out), "-q"])
         assert result.exit_code == 0, result.output
         with rasterio.open(out) as src:
@@ -267,6 +279,10 @@ def test_evaluate_gives_the_reference_metrics(brandenburg, tmp_path):
     report = json.loads(out.read_text())
     assert report["source"]["blend"] == "average"
     ours = report["reference"]
-    expected = _fork_metrics([d["pred"] for d in direct.values()], [d["label"] for d in direct.values()])
+    expected, per_class, upstream_miou = _fork_metrics([d["pred"] for d in direct.values()],
+                                                       [d["label"] for d in direct.values()])
     for key, value in expected.items():
         assert abs(ours[key] - value) <= 1e-4, key
+    assert [round(ours["per_class"][name]["IoU"], 4) for name in NAMES] == [round(v, 4) for v in per_class]
+    assert abs(report["miou"] - upstream_miou) <= 1e-4  # classes absent from labels and prediction left out
+    assert report["source"]["scenes"] == list(direct)  # as split/test.txt selects them: VHVV_0002 skipped

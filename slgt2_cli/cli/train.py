@@ -37,7 +37,7 @@ def _recipe(name: str) -> str:
 def train(
     dataset: Annotated[Optional[Path], typer.Argument(help="Dataset directory (classes.json, train/, val/, test/) or a seed .mat dataset.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory for checkpoints, logs and plots.", show_default="none: required unless --print-config")] = None,
-    preset: Annotated[Optional[str], typer.Option("--preset", help="Model preset: tiny, small, paper or paper-brandenburg; also picks the schedule.", show_default="paper, or the config file's")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Model preset: tiny, small, paper or paper-brandenburg; also picks the schedule.", show_default="paper (paper-brandenburg for the Brandenburg tree), or the config file's")] = None,
     recipe: Annotated[Optional[Recipe], typer.Option("--recipe", case_sensitive=False, help="Training procedure: slgt2 (ours) or reference (the paper's code: init, loss, augmentation, fixed normalisation, last checkpoint, batch 8).", show_default="slgt2, or the config file's")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file of training options; command-line options override it.", show_default="none (the preset's recipe)")] = None,
     iterations: Annotated[Optional[int], typer.Option("--iterations", min=1, help="Training steps.", show_default=_recipe("iterations"))] = None,

@@ -21,7 +21,6 @@ from slgt2_cli.io.grid import Grid
 SPLITS = ("train", "val", "test")
 MTS12_CLASSES = ["cultivated land", "forest", "grassland", "shrubland", "water", "wetland", "artificial surface",
                  "bare land"]
-BRANDENBURG_CLASSES = 15
 _RASTER = (".tif", ".tiff")
 _LABEL_DIRS = {"label", "labels", "gt"}
 
@@ -86,13 +85,17 @@ class DatasetSpec:
     """Scenes per split, the class table and where they came from."""
 
     root: Path
-    kind: str  # "directory" | "mts12" | "brandenburg"
+    kind: str  # "directory" | "mts12" | "brandenburg" | "brandenburg-s2"
     classes: ClassTable
     splits: dict[str, list[Scene]]
     held_out: list[str] = field(default_factory=list)
     """Ids moved from train to val because the dataset has no val split."""
+    split_errors: dict[str, InputError] = field(default_factory=dict)
+    """Splits that can't be read (a missing or wrong split file), raised when the split is asked for."""
 
     def scenes(self, split: str) -> list[Scene]:
+        if split in self.split_errors:
+            raise self.split_errors[split]
         return self.splits.get(split, [])
 
 
@@ -132,8 +135,6 @@ def _split_of(rel: Path) -> str | None:
 
 def _mat_splits(root: Path) -> tuple[dict[str, list[Scene]], str]:
     """Pair image and label .mat files by split and stem; the image field tells MTS12 from Brandenburg."""
-    from slgt2_cli.io.matfiles import mat_fields
-
     images: dict[tuple[str, str], Path] = {}
     labels: dict[tuple[str, str], Path] = {}
     for path in sorted(root.rglob("*.mat")):
@@ -149,11 +150,7 @@ def _mat_splits(root: Path) -> tuple[dict[str, list[Scene]], str]:
                          "(or a seed .mat dataset with train/, val/, test/ folders)", root)
     if not images:
         raise InputError("no image .mat files under train/, val/ or test/ folders", root)
-    first = next(iter(images.values()))
-    fields = mat_fields(first)
-    image_field = "band" if "band" in fields else "data" if "data" in fields else None
-    if image_field is None:
-        raise InputError(f"neither a 'band' (MTS12) nor a 'data' (Brandenburg) field; fields: {sorted(fields)}", first)
+    image_field = _image_field(next(iter(images.values())))
     splits: dict[str, list[Scene]] = {}
     for (split, stem), path in images.items():
         label = labels.get((split, stem))
@@ -163,14 +160,51 @@ def _mat_splits(root: Path) -> tuple[dict[str, list[Scene]], str]:
     return splits, "mts12" if image_field == "band" else "brandenburg"
 
 
+def _tree_splits(root: Path) -> tuple[dict[str, list[Scene]], str, dict[str, InputError]]:
+    """The Brandenburg tree as distributed (data/brandenburg.py): scenes by split file."""
+    from slgt2_cli.data.brandenburg import read_distributed_tree, tree_kind
+
+    pairs, errors = read_distributed_tree(root)
+    if not pairs:  # every split file is missing or wrong: each split raises its own error when asked for
+        return {}, "brandenburg", errors
+    first = next(image for scenes in pairs.values() for _, image, _ in scenes[:1])
+    image_field = _image_field(first)
+    splits = {split: [Scene(sid, split, image, label, image_field) for sid, image, label in scenes]
+              for split, scenes in pairs.items()}
+    kind = "mts12" if image_field == "band" else tree_kind(root, [label for *_, label in next(iter(pairs.values()))])
+    return splits, kind, errors
+
+
+def _image_field(path: Path) -> str:
+    from slgt2_cli.io.matfiles import mat_fields
+
+    fields = mat_fields(path)
+    image_field = "band" if "band" in fields else "data" if "data" in fields else None
+    if image_field is None:
+        raise InputError(f"neither a 'band' (MTS12) nor a 'data' (Brandenburg) field; fields: {sorted(fields)}", path)
+    return image_field
+
+
+def _seed_classes(kind: str) -> ClassTable:
+    from slgt2_cli.data.brandenburg import CLASS_NAMES
+
+    if kind == "mts12":
+        return ClassTable.default(range(1, 9), MTS12_CLASSES)
+    return ClassTable.default(range(1, len(CLASS_NAMES) + 1), list(CLASS_NAMES))
+
+
 def open_dataset(root: str | Path, val_fraction: float = 0.2, require_train: bool = True) -> DatasetSpec:
-    """Discover a dataset: the directory layout (``classes.json``, ``train/images``, ``train/labels``, ...) or a
-    seed ``.mat`` dataset. Without a val split, ``val_fraction`` of train is held out deterministically.
-    ``require_train=False`` (scoring a split) accepts a dataset that holds only, say, its test split."""
+    """Discover a dataset: the directory layout (``classes.json``, ``train/images``, ``train/labels``, ...), the
+    Brandenburg tree as distributed (``split/*.txt`` over ``trainval_*``/``test_*``) or a seed ``.mat`` dataset.
+    Without a val split, ``val_fraction`` of train is held out deterministically (not where a split file names
+    val). ``require_train=False`` (scoring a split) accepts a dataset that holds only, say, its test split."""
+    from slgt2_cli.data.brandenburg import is_distributed_tree
+
     root = Path(root)
     if not root.is_dir():
         raise InputError("dataset directory not found", root)
     classes_file = root / "classes.json"
+    errors: dict[str, InputError] = {}
     if (root / "train" / "images").is_dir() or (not require_train and any((root / s / "images").is_dir()
                                                                           for s in SPLITS)):
         kind = "directory"
@@ -179,22 +213,21 @@ def open_dataset(root: str | Path, val_fraction: float = 0.2, require_train: boo
             raise InputError("the dataset has no classes.json (a list of {value, name, color})", root)
         classes = ClassTable.load(classes_file)
     else:
-        splits, kind = _mat_splits(root)
-        if classes_file.exists():
-            classes = ClassTable.load(classes_file)
-        elif kind == "mts12":
-            classes = ClassTable.default(range(1, 9), MTS12_CLASSES)
+        if is_distributed_tree(root):
+            splits, kind, errors = _tree_splits(root)
         else:
-            classes = ClassTable.default(range(1, BRANDENBURG_CLASSES + 1),
-                                         [f"crop {v}" for v in range(1, BRANDENBURG_CLASSES + 1)])
+            splits, kind = _mat_splits(root)
+        classes = ClassTable.load(classes_file) if classes_file.exists() else _seed_classes(kind)
+    if require_train and "train" in errors:
+        raise errors["train"]
     if require_train and not splits.get("train"):
         raise InputError("the dataset has no training scenes", root)
     held: list[str] = []
-    if not splits.get("val") and splits.get("train"):
+    if not splits.get("val") and splits.get("train") and "val" not in errors:
         splits["train"], val = hold_out(splits["train"], val_fraction)
         if val:
             splits["val"], held = val, [s.id for s in val]
-    return DatasetSpec(root, kind, classes, splits, held)
+    return DatasetSpec(root, kind, classes, splits, held, errors)
 
 
 def check_labels(spec: DatasetSpec, split: str = "train", rows: int = 512) -> None:

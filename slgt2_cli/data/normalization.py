@@ -145,6 +145,7 @@ def compute_normalization(sources: Iterable[Any], rule: TemporalRule, window: in
 SEED_STATISTICS: dict[str, tuple[str, tuple[float, ...], tuple[float, ...]]] = {
     "mts12": ("scaled", (127.09, 52.14), (43.30, 40.76)),
     "brandenburg": ("db", (-16.37, -10.59), (3.12, 3.20)),
+    "brandenburg-s2": ("db", (-16.54, -10.91), (3.07, 2.89)),
 }
 
 

@@ -254,7 +254,7 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     spec = apply_run_split(open_dataset(config.dataset, require_train=False), Path(config.checkpoint).parent)
     scenes = spec.scenes(config.split)
     if not scenes:
-        have = ", ".join(s for s in SPLITS if spec.scenes(s)) or "none"
+        have = ", ".join(s for s in SPLITS if spec.splits.get(s)) or "none"
         raise InputError(f"the dataset has no {config.split!r} split (it has: {have})", config.dataset)
     _check_same_classes(ck.classes, spec.classes, config.checkpoint, config.dataset)
     _check_report_paths(config.json_path, config.csv_path, config.plot_path, _dataset_inputs(spec, scenes))

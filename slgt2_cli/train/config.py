@@ -194,7 +194,8 @@ RECIPES: Mapping[Recipe, Mapping[str, Any]] = {
 # Rescale ranges by recipe and dataset kind (open_dataset's kind); other datasets get the recipe's "*".
 SCALE_RANGES: Mapping[Recipe, Mapping[str, tuple[float, float]]] = {
     Recipe.SLGT2: {"*": (0.5, 2.0)},
-    Recipe.REFERENCE: {"*": (0.5, 2.0), "mts12": (0.5, 2.0), "brandenburg": (1.0, 2.0)},
+    Recipe.REFERENCE: {"*": (0.5, 2.0), "mts12": (0.5, 2.0), "brandenburg": (1.0, 2.0),
+                        "brandenburg-s2": (1.0, 2.0)},
 }
 
 
@@ -311,6 +312,14 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     return {**base_values(preset, values.get("recipe", Recipe.SLGT2)), **values}
 
 
+def default_preset(dataset: Path) -> str:
+    """``paper``, or ``paper-brandenburg`` (the paper's model for it: 48 frames, temporal kernel 9) for the
+    Brandenburg tree as distributed."""
+    from slgt2_cli.data.brandenburg import is_distributed_tree
+
+    return "paper-brandenburg" if Path(dataset).is_dir() and is_distributed_tree(Path(dataset)) else "paper"
+
+
 def resolve_config(dataset: Path, out: Path, config_file: Path | None = None, **options: Any) -> TrainConfig:
     """The run's configuration: defaults < preset schedule < recipe < ``config_file`` < ``options`` (those not
     None). With ``resume=True`` everything comes from the run directory, and what is given must agree with it."""
@@ -320,7 +329,8 @@ def resolve_config(dataset: Path, out: Path, config_file: Path | None = None, **
     if invocation.get("resume"):
         values = _resumed(Path(out), given, overwrite=invocation.get("overwrite", False))
     else:
-        values = {**base_values(given.get("preset", "paper"), given.get("recipe", Recipe.SLGT2)), **given}
+        values = {**base_values(given.get("preset", default_preset(dataset)), given.get("recipe", Recipe.SLGT2)),
+                  **given}
         if "val_every" not in given:  # a short run validates (and writes best.pt) at least four times
             values["val_every"] = max(1, min(values["val_every"], values["iterations"] // 4))
     _check_units(values.get("units"))
