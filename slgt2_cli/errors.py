@@ -113,12 +113,16 @@ def _fail(message: str, code: int) -> None:
 
 
 def cli_errors(func: F) -> F:
-    """Decorate a CLI command so errors become one line and an exit status, never a traceback."""
+    """Decorate a CLI command so errors become one line and an exit status, never a traceback, and library
+    warnings our notes (:mod:`slgt2_cli.cli.notes`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from slgt2_cli.cli.notes import library_warnings
+
         try:
-            return func(*args, **kwargs)
+            with library_warnings(debug=debug_enabled()):
+                return func(*args, **kwargs)
         except InputError as exc:
             _fail(exc.render(option_flag), EXIT_INPUT)
         except DivergedError as exc:

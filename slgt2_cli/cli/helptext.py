@@ -5,7 +5,7 @@ line (``--tile INT``, choices as ``[cosine|gaussian|average]``, flags bare) and 
 terminal of at least :data:`TWO_COLUMNS_FROM` columns the text stands beside the names, otherwise indented below
 them (as git and rio do), so descriptions get most of the width at 80 columns too. Paragraphs that start with
 ``Example`` go to the end of the page, verbatim. Only public click attributes are read (``opts``, ``help``,
-``default``, ``show_default``, ``get_help_record``), so the page is the same on every supported Typer.
+``default``, ``show_default``, ``type``), so the page is the same on every supported Typer.
 """
 
 from __future__ import annotations
@@ -108,14 +108,15 @@ def _metavar(param: Any, ctx: Any) -> str:
         return ""
     if param.metavar:
         return param.metavar
-    record = param.get_help_record(ctx)
-    words = record[0].split(" ") if record else []
-    while words and (words[0].startswith("-") or words[0] == "/"):
-        words.pop(0)
-    word = " ".join(words)
+    kind = getattr(param, "type", None)  # a click ParamType (Typer on click); Typer on its own copy: display_type
+    if kind is not None:
+        choices = getattr(kind, "choices", None)
+        word = "|".join(str(getattr(c, "value", c)) for c in choices) if choices else kind.name
+    else:
+        word = param.display_type(ctx) or ""
     if "|" in word:
         return "[" + word.strip("<>[]{}") + "]"
-    return METAVARS.get(word.strip("<>").lower(), word)
+    return METAVARS.get(word.strip("<>").lower(), word.upper())
 
 
 def default_text(param: Any) -> str | None:
