@@ -76,8 +76,11 @@ class Command(TyperCommand):
 PHRASES = ((re.compile(r"Value error, "), ""),
            (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
            (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
-           (re.compile(r"Input should be a valid (\w+)[^.;]*"), r"not a valid \1"))
-"""Typer's value errors (pydantic's wording) put the way the rest of slgt2 speaks."""
+           (re.compile(r"Input should be a valid (\w+)[^.;]*"), r"not a valid \1"),
+           (re.compile(r"\S+ is not in the range x>=([^\s.]+(?:\.\d+)?)\.?"), r"must be at least \1"),
+           (re.compile(r"\S+ is not in the range x<=([^\s.]+(?:\.\d+)?)\.?"), r"must be at most \1"),
+           (re.compile(r"'[^']*' is not a valid (\w+)(?: range)?\.?"), r"not a valid \1"))
+"""Typer's value errors (pydantic's wording; click's on Typer before 0.2x) put the way the rest of slgt2 speaks."""
 
 
 def _one_line(exc: Any) -> str:
