@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import textwrap
+import typing
 from enum import Enum
 from typing import Any
 
@@ -138,9 +139,20 @@ def default_text(param: Any) -> str | None:
     return str(value.value if isinstance(value, Enum) else value)
 
 
-def param_text(param: Any) -> str:
+def _declared_help(command: Any, name: str) -> str:
+    """The ``help=`` given in the command function's annotation for parameter ``name`` (Typer before 0.2x on
+    click 8.2+ loses an argument's help: click's own ``__init__`` resets it)."""
+    try:
+        annotation = inspect.signature(command.callback, eval_str=True).parameters[name].annotation
+    except (KeyError, NameError, TypeError, ValueError):
+        return ""
+    return next((m.help for m in typing.get_args(annotation)[1:] if isinstance(getattr(m, "help", None), str)), "")
+
+
+def param_text(param: Any, command: Any = None) -> str:
     """The option's help text with its default, on one line."""
-    text = " ".join((getattr(param, "help", None) or "").split())
+    text = getattr(param, "help", None) or (_declared_help(command, param.name) if command is not None else "")
+    text = " ".join(text.split())
     default = default_text(param)
     return f"{text} [default: {default}]".strip() if default is not None else text
 
@@ -151,7 +163,7 @@ def _rows(params: list[Any], ctx: Any) -> list[tuple[str, str]]:
         if getattr(p, "hidden", False):
             continue
         names = " ".join(filter(None, (_names(p), _metavar(p, ctx))))
-        rows.append((names, param_text(p)))
+        rows.append((names, param_text(p, ctx.command)))
     return rows
 
 
