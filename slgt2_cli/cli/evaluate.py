@@ -21,7 +21,6 @@ from slgt2_cli.cli.options import (
     as_value,
     classes_option,
 )
-from slgt2_cli.cli.written import say_written
 from slgt2_cli.errors import InputError
 
 
@@ -88,7 +87,6 @@ def evaluate(
                                           stride, batch_size, device, as_value(units), progress=not quiet,
                                           blend=as_value(blend))
         typer.echo(evaluate_checkpoint(config).text)
-        say_written(_reports(json_path, csv_path, plot_path))
         return
     if tile is not None or stride is not None or units is not None or blend is not None or threads is not None:
         raise InputError("--tile, --stride, --units, --blend and --threads apply to --checkpoint mode only")
@@ -96,11 +94,6 @@ def evaluate(
 
     config = EvaluateConfig(prediction, labels, classes, json_path, csv_path, plot_path, as_value(resampling) or "nearest")
     typer.echo(evaluate_maps(config).text)
-    say_written(_reports(json_path, csv_path, plot_path))
-
-
-def _reports(json_path: Optional[Path], csv_path: Optional[Path], plot_path: Optional[Path]) -> list:
-    return [(json_path, "all scores, JSON"), (csv_path, "per-class scores, CSV"), (plot_path, "confusion matrix")]
 
 
 def _checkpoint_mode(prediction: Optional[Path], labels: Optional[Path], checkpoint: Optional[Path],
