@@ -49,6 +49,9 @@ class InputError(ValueError):
     def __str__(self) -> str:
         return self.render()
 
+    def __reduce__(self) -> tuple[Any, ...]:  # across processes (data-loading workers) with its parts
+        return type(self), (self.message, self.path, self.hint, self.options)
+
     def render(self, name_of: Callable[[str], str] = str) -> str:
         """The one-line message, each ``{option}`` written as ``name_of(option)`` (the bare name by default)."""
         message, hint = self.message, self.hint
