@@ -11,7 +11,7 @@ import sys
 from enum import Enum
 from pathlib import Path
 
-import click
+import typer
 import typer.main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,7 +23,7 @@ from slgt2_cli.train.config import PRESET_SCHEDULES, RECIPES, Recipe, TrainConfi
 OUT = Path(__file__).with_name("configuration.md")
 
 
-def _default(param: click.Parameter) -> str:
+def _default(param: typer.core.TyperOption | typer.core.TyperArgument) -> str:
     shown = getattr(param, "show_default", None)
     if isinstance(shown, str):
         return shown
@@ -58,7 +58,7 @@ def render() -> str:
     lines = ["# Configuration reference", "",
              "Generated from the code by `python docs/generate_reference.py`; do not edit by hand.", ""]
     group = typer.main.get_command(app)
-    ctx = click.Context(group)
+    ctx = typer.Context(group)
     for name in sorted(group.list_commands(ctx)):
         cmd = group.get_command(ctx, name)
         lines += [f"## `slgt2 {name}`", "", (cmd.help or "").split("\n\n")[0].strip(), ""]

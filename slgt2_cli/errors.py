@@ -1,20 +1,23 @@
 """Errors users can act on, and the one place that turns them into exit codes.
 
 Library code raises :class:`InputError` for anything caused by the user's files or options; the CLI prints
-its message as one line on stderr and exits with status 2. Training that diverges raises :class:`DivergedError`
-(exit 3). Anything else is an internal error (exit 1).
+its message as one line on stderr and exits with status 2. Python code catches it as the built-in it is: a
+``ValueError``, and a missing file (:class:`MissingFileError`) also a ``FileNotFoundError``. Training that
+diverges raises :class:`DivergedError` (exit 3). Anything else is an internal error (exit 1).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,8 +30,8 @@ EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class InputError(Exception):
-    """Bad input or bad usage: one clear line, exit status 2.
+class InputError(ValueError):
+    """Bad input or bad usage: one clear line, exit status 2 (a ``ValueError``, so ``except ValueError`` catches it).
 
     Give the file (``path``) when there is one, so the message names it. A message about an option names it
     as ``{name}`` (the configuration field, e.g. ``{tile}``) and lists it in ``options``: the library shows the
@@ -43,6 +46,12 @@ class InputError(Exception):
         self.options = tuple(options)
         super().__init__(self.render())
 
+    def __str__(self) -> str:
+        return self.render()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # across processes (data-loading workers) with its parts
+        return type(self), (self.message, self.path, self.hint, self.options)
+
     def render(self, name_of: Callable[[str], str] = str) -> str:
         """The one-line message, each ``{option}`` written as ``name_of(option)`` (the bare name by default)."""
         message, hint = self.message, self.hint
@@ -55,15 +64,33 @@ class InputError(Exception):
         return f"{text} ({hint})" if hint else text
 
 
+class MissingFileError(InputError, FileNotFoundError):
+    """An input file or directory that does not exist: an :class:`InputError` (exit status 2) that is also a
+    ``FileNotFoundError`` (``errno`` ENOENT, ``filename`` the path)."""
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None, hint: str | None = None,
+                 options: Sequence[str] = ()):
+        super().__init__(message, path, hint, options)
+        self.errno, self.strerror = errno.ENOENT, message
+        self.filename = os.fspath(path) if path is not None else None
+
+
+_FLAGS: ContextVar[Mapping[str, str] | None] = ContextVar("slgt2_command_flags", default=None)
+
+
+@contextmanager
+def command_flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """While a command runs: which flag sets each configuration field (``{"tile": "--tile"}``)."""
+    token = _FLAGS.set(dict(flags))
+    try:
+        yield
+    finally:
+        _FLAGS.reset(token)
+
+
 def option_flag(name: str) -> str:
     """The command-line flag of configuration field ``name`` in the running command (``tile`` -> ``--tile``)."""
-    from typer._click.globals import get_current_context
-
-    ctx = get_current_context(silent=True)
-    for param in ctx.command.params if ctx is not None else ():
-        if param.name == name and getattr(param, "opts", None):
-            return next((o for o in param.opts if o.startswith("--")), param.opts[0])
-    return "--" + name.replace("_", "-")
+    return (_FLAGS.get() or {}).get(name) or "--" + name.replace("_", "-")
 
 
 class DivergedError(Exception):
@@ -89,12 +116,16 @@ def _fail(message: str, code: int) -> None:
 
 
 def cli_errors(func: F) -> F:
-    """Decorate a CLI command so errors become one line and an exit status, never a traceback."""
+    """Decorate a CLI command so errors become one line and an exit status, never a traceback, and library
+    warnings our notes (:mod:`slgt2_cli.cli.notes`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from slgt2_cli.cli.notes import library_warnings
+
         try:
-            return func(*args, **kwargs)
+            with library_warnings(debug=debug_enabled()):
+                return func(*args, **kwargs)
         except InputError as exc:
             _fail(exc.render(option_flag), EXIT_INPUT)
         except DivergedError as exc:

@@ -222,3 +222,20 @@ def write_flood_dataset(root: Path, scenes: dict[str, int], size: int = 128, see
             write_raster(root / split / "labels" / f"s{i}.tif", (1 + flooded).astype(np.uint8), georeferenced=False)
     (root / "classes.json").write_text(json.dumps(FLOOD_CLASSES))
     return root
+
+
+def help_entries(text: str) -> dict[str, list[str]]:
+    """``--help`` output as {names line: its text lines} for the Arguments, Options and Commands sections, in either
+    layout (text beside the names, or indented under them)."""
+    entries: dict[str, list[str]] = {}
+    section, current = "", None
+    for line in text.splitlines():
+        if line and not line.startswith(" "):
+            section, current = line.rstrip(":"), None
+        elif section in ("Arguments", "Options", "Commands") and line.startswith("  ") and line[2] != " ":
+            names, _, rest = line[2:].partition("  ")
+            current = names.strip()
+            entries[current] = [rest.strip()] if rest.strip() else []
+        elif line.strip() and current is not None:
+            entries[current].append(line.strip())
+    return entries

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import typer.main
+from helpers import help_entries
 from typer.core import TyperOption
 from typer.testing import CliRunner
 
@@ -33,12 +34,12 @@ def _shows_no_default(p: TyperOption) -> bool:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_option_shows_its_default(command):
     text = _help(command)
-    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ ") and "--" in line}
-    rows.update({line.split()[2]: line for line in text.splitlines() if line.startswith("│ *")})
+    rows = {names.replace(",", " ").split()[0 if names.startswith("--") else 1]: " ".join(lines)
+            for names, lines in help_entries(text).items() if "-" in names}
     for p in GROUP.commands[command].params:
         if not isinstance(p, TyperOption) or _shows_no_default(p):
             continue
-        row = rows.get(p.opts[0])
+        row = rows.get(max(p.opts, key=len))
         assert row is not None, f"{command} {p.opts[0]} not in help:\n{text}"
         assert "[default: " in row, f"{command} {p.opts[0]} shows no default: {row}"
         assert "[default: ]" not in row and "[default: ()]" not in row, row

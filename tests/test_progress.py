@@ -79,7 +79,7 @@ def test_demo_summary_lines(tmp_path, monkeypatch):
     monkeypatch.setattr(demo_run, "run_demo", finished)
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
-    assert f"training curves: {tmp_path / 'd' / 'run' / 'curves.png'}" in result.output
+    assert f"wrote {tmp_path / 'd' / 'run' / 'curves.png'}  (training curves)" in result.output
     assert "scene mIoU 0.500, overall accuracy 0.750, kappa 0.600  (1.5 min)" in result.output
 
 

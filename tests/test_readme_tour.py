@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,8 +47,27 @@ def _run_tour(tmp_path: Path, monkeypatch, shrink: bool) -> None:
     runner = CliRunner()
     for argv in tour_commands():
         extra = SHRINK[argv[0]] if shrink else []
-        result = runner.invoke(app, [*argv, *extra])
+        with terminal_warnings() as shown:
+            result = runner.invoke(app, [*argv, *extra])
         assert result.exit_code == 0, f"slgt2 {shlex.join(argv)}\n{result.output}"
+        assert_no_library_warnings(f"slgt2 {shlex.join(argv)}", result.output, shown)
+
+
+@contextmanager
+def terminal_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """The warnings that would reach a terminal: Python's default filters (deprecations hidden), each recorded."""
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        yield shown
+
+
+def assert_no_library_warnings(what: str, output: str, shown: list[warnings.WarningMessage]) -> None:
+    """Neither a warning line in the output nor a warning Python would print (its text names the warning's class)."""
+    assert not re.search(r"\w+Warning\b|warnings\.warn", output), f"{what}\n{output}"
+    assert not shown, f"{what}: " + "; ".join(f"{w.category.__name__}: {w.message} ({w.filename})" for w in shown)
 
 
 def test_tour_lists_the_whole_path():
@@ -63,6 +85,15 @@ def test_readme_tour_runs_on_tiny_synthetic_data(tmp_path, monkeypatch):
     # the short run validated before its end: best.pt came from an early validation
     log = [json.loads(line) for line in (tmp_path / "runs" / "s1" / "metrics.jsonl").read_text().splitlines()]
     assert len(log) >= 2 and log[0]["step"] <= 2
+
+
+@pytest.mark.slow
+def test_quick_demo_says_no_library_warning(tmp_path):
+    with terminal_warnings() as shown:
+        result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert_no_library_warnings("slgt2 demo --quick", result.output, shown)
+    assert "wrote " in result.output.strip().splitlines()[-1]
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from slgt2_cli.checkpoint.format import Checkpoint, provenance, save_checkpoint
 from slgt2_cli.data.datasets import MTS12_CLASSES
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
-from slgt2_cli.errors import InputError, terminate_as_interrupt
+from slgt2_cli.errors import InputError, MissingFileError, terminate_as_interrupt
 from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.io.classes import ClassTable
 
@@ -142,7 +142,7 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
     from models.reference import build_reference_model, load_reference
 
     if not config.reference.exists():
-        raise InputError("reference checkpoint not found", config.reference)
+        raise MissingFileError("reference checkpoint not found", config.reference)
     check_distinct([("converted checkpoint", config.output)],
                    [("reference checkpoint", config.reference), ("class table", config.classes)])
     prepare_output(config.output, overwrite=config.overwrite)

@@ -22,7 +22,7 @@ from torch.torch_version import TorchVersion
 from slgt2_cli import __version__
 from slgt2_cli.data.normalization import Normalization
 from slgt2_cli.data.temporal import TemporalRule
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 from slgt2_cli.io.atomic import atomic_output
 from slgt2_cli.io.classes import ClassTable
 
@@ -182,7 +182,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
 def _read_payload(path: Path) -> Any:
     """The unpickled payload, loaded without unrestricted unpickling; refusals name what the file asked for."""
     if not path.exists():
-        raise InputError("checkpoint not found", path)
+        raise MissingFileError("checkpoint not found", path)
     if path.is_dir():
         raise InputError("is a directory, not a checkpoint file (did you mean RUN_DIR/best.pt?)", path)
     try:

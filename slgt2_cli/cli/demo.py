@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from slgt2_cli.cli.options import DeviceOpt, OverwriteOpt, SeedOpt, ThreadsOpt
+from slgt2_cli.cli.written import say_written
 
 
 def demo(
@@ -33,6 +34,5 @@ def demo(
     m = result.metrics
     typer.echo(f"\nscene mIoU {m['miou']:.3f}, overall accuracy {m['overall_accuracy']:.3f}, kappa {m['kappa']:.3f}"
                f"  ({result.seconds / 60:.1f} min)")
-    typer.echo(f"map:            {result.map}")
-    typer.echo(f"quick-look:     {result.quicklook}")
-    typer.echo(f"training curves: {result.curves}")
+    say_written([(result.map, "classified map of the scene"), (result.quicklook, "quick-look picture of the map"),
+                 (result.curves, "training curves")])

@@ -20,6 +20,7 @@ from slgt2_cli.cli.options import (
     UnitsOpt,
     as_value,
 )
+from slgt2_cli.cli.written import say_written
 from slgt2_cli.runtime import Precision
 
 
@@ -58,5 +59,7 @@ def predict(
                            areas=areas, stac=stac, strict=strict, precision=as_value(precision))
     for r in run_predict(config):
         skipped = r.stats.get("skipped", 0)
-        typer.echo(f"{r.output}  ({r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} px/s; "
-                   f"{r.stats.get('tiles', 0)} tiles, {skipped} without data skipped)")
+        say_written([(r.output, f"map of {r.stack.name}: {r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} "
+                                f"px/s; {r.stats.get('tiles', 0)} tiles, {skipped} without data skipped"),
+                     (r.output.with_suffix(".stac.json") if stac else None, "STAC item")])
+    say_written([(confidence, "confidence"), (probabilities, "class probabilities"), (areas, "areas per class")])

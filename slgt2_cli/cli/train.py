@@ -17,6 +17,7 @@ from slgt2_cli.cli.options import (
     batch_size_option,
     seed_option,
 )
+from slgt2_cli.cli.written import run_dir_files, say_written
 from slgt2_cli.data.temporal import TemporalMode
 from slgt2_cli.train.config import Recipe
 
@@ -94,4 +95,6 @@ def train(
 
     prepare_compute(threads)
 
-    typer.echo(describe_result(run_training(resolved)))
+    result = run_training(resolved)
+    typer.echo(describe_result(result))
+    say_written(run_dir_files(result.run_dir))

@@ -1,8 +1,9 @@
-"""How the command line reads and shows itself: usage lines, argument names, flags, and usage errors.
+"""How the command line reads and shows itself: the help page, flags, and usage errors.
 
-In: Typer's click objects. Out: ``--help`` with arguments as ``DATASET``, ``[PREDICTION]``, ``STACKS...``,
-flags without a value placeholder, and every usage error (a bad option value, a missing argument, a flag given a
-value) as one line ``slgt2: error: ...`` with exit status 2, never a boxed usage message.
+In: Typer's click objects, through public names only (``typer.core``, ``typer.BadParameter``), so every Typer that
+pyproject.toml allows works. Out: ``--help`` laid out by :mod:`slgt2_cli.cli.helptext`, and every usage error (a
+bad option value, a missing argument, a flag given a value) as one line ``slgt2: error: ...`` with exit status 2,
+never a boxed usage message.
 """
 
 from __future__ import annotations
@@ -14,59 +15,30 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer import _click as click
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup
+
+from slgt2_cli.cli.helptext import format_command, format_group
+from slgt2_cli.errors import command_flags
 
 EXIT_USAGE = 2
 BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"})
 """Words a user may put after a flag believing it takes a value (``--overwrite true``)."""
 
 
-class Argument(TyperArgument):
-    """A positional argument shown by its upper-case name: ``DATASET``, ``[PREDICTION]``, ``STACKS...``."""
-
-    @property
-    def display_name_raw(self) -> str:
-        return self.metavar if self.metavar is not None else self.name.upper()
-
-    def _usage_display_name(self) -> str:
-        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-        return name + ("..." if self.nargs != 1 else "")
-
-    def display_type_rich(self, ctx: click.Context) -> str | None:
-        return re.sub(r"list\[(\w+)\]", lambda m: m[1].lower(), self.display_type(ctx))
+def _click_class(name: str) -> type[Exception]:
+    """Click's exception class ``name`` (``UsageError``, ``ClickException``), reached through the public
+    ``typer.BadParameter`` that derives from both: Typer runs on click (up to 0.2x) or on its own copy of it (later),
+    and ``typer._click`` is private."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
 
 
-class Option(TyperOption):
-    """An option whose default given in words (``show_default="preset: ..."``) is shown as written."""
-
-    def _get_default_string(self, *, ctx: click.Context, show_default_is_str: bool, default_value: Any) -> str:
-        if show_default_is_str:
-            return str(self.show_default)
-        return super()._get_default_string(ctx=ctx, show_default_is_str=False, default_value=default_value)
+UsageError = _click_class("UsageError")
+ClickException = _click_class("ClickException")
 
 
-class Flag(Option):
-    """A boolean flag: no ``<bool>`` placeholder, since it takes no value."""
-
-    def display_type_rich(self, ctx: click.Context) -> str | None:
-        return None
-
-
-def _specialise(params: list[click.Parameter]) -> list[click.Parameter]:
-    """Give Typer's own parameters the display rules above (their class is chosen inside Typer)."""
-    for p in params:
-        if type(p) is TyperArgument:
-            p.__class__ = Argument
-        elif type(p) is TyperOption:
-            p.__class__ = Flag if p.is_bool_flag else Option
-    return params
-
-
-def _flag_given_a_value(command: click.Command, args: Sequence[str]) -> None:
+def _flag_given_a_value(command: Any, args: Sequence[str]) -> None:
     """Refuse ``--overwrite true``: a flag takes no value, and the word would be read as a file name."""
-    flags = {o for p in command.params if isinstance(p, TyperOption) and p.is_flag for o in p.opts + p.secondary_opts}
+    flags = {o for p in command.params if getattr(p, "is_flag", False) for o in p.opts + p.secondary_opts}
     for flag, word in zip(args, args[1:]):
         if flag == "--":
             return
@@ -74,13 +46,20 @@ def _flag_given_a_value(command: click.Command, args: Sequence[str]) -> None:
             raise UsageError(f"{flag} is a flag and takes no value: drop {word!r}")
 
 
+def _flags(command: Any) -> dict[str, str]:
+    """Configuration field -> the flag that sets it in ``command`` (``tile`` -> ``--tile``)."""
+    return {p.name: next((o for o in p.opts if o.startswith("--")), p.opts[0])
+            for p in command.params if p.param_type_name == "option" and p.opts}
+
+
 class Command(TyperCommand):
-    """A command whose help and parsing follow the rules above."""
+    """A command whose help (:mod:`slgt2_cli.cli.helptext`) and parsing follow the rules above; while it runs,
+    library errors name its flags (:func:`slgt2_cli.errors.option_flag`)."""
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        return _specialise(super().get_params(ctx))
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        formatter.write(format_command(self, ctx))
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not ctx.resilient_parsing:
             try:
                 _flag_given_a_value(self, args)
@@ -89,15 +68,22 @@ class Command(TyperCommand):
                 raise
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: Any) -> Any:
+        with command_flags(_flags(self)):
+            return super().invoke(ctx)
+
 
 PHRASES = ((re.compile(r"Value error, "), ""),
            (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
            (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
-           (re.compile(r"Input should be a valid (\w+)[^.;]*"), r"not a valid \1"))
-"""Typer's value errors (pydantic's wording) put the way the rest of slgt2 speaks."""
+           (re.compile(r"Input should be a valid (\w+)[^.;]*"), r"not a valid \1"),
+           (re.compile(r"\S+ is not in the range x>=([^\s.]+(?:\.\d+)?)\.?"), r"must be at least \1"),
+           (re.compile(r"\S+ is not in the range x<=([^\s.]+(?:\.\d+)?)\.?"), r"must be at most \1"),
+           (re.compile(r"'[^']*' is not a valid (\w+)(?: range)?\.?"), r"not a valid \1"))
+"""Typer's value errors (pydantic's wording; click's on Typer before 0.2x) put the way the rest of slgt2 speaks."""
 
 
-def _one_line(exc: ClickException) -> str:
+def _one_line(exc: Any) -> str:
     message = exc.format_message()
     for pattern, replacement in PHRASES:
         message = pattern.sub(replacement, message)
@@ -109,10 +95,10 @@ def _one_line(exc: ClickException) -> str:
 
 
 class Group(TyperGroup):
-    """The root: its parameters shown like a command's; usage errors become one line, exit status 2."""
+    """The root: help laid out as a command's; usage errors become one line, exit status 2."""
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        return _specialise(super().get_params(ctx))
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        formatter.write(format_group(self, ctx))
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -120,11 +106,10 @@ class Group(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except NoArgsIsHelpError as exc:  # the help is printed already (Rich) or here
-            if exc.format_message().strip():
-                print(exc.format_message(), file=sys.stderr)
-            sys.exit(EXIT_USAGE)
         except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # click 8.2+: the help is the message
+                print(exc.format_message(), file=sys.stderr)
+                sys.exit(EXIT_USAGE)
             print(f"{prog_name or 'slgt2'}: error: {_one_line(exc)}", file=sys.stderr)
             sys.exit(exc.exit_code)
         except typer.Abort:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.grid import Grid
 
@@ -202,7 +202,7 @@ def open_dataset(root: str | Path, val_fraction: float = 0.2, require_train: boo
 
     root = Path(root)
     if not root.is_dir():
-        raise InputError("dataset directory not found", root)
+        raise (InputError if root.exists() else MissingFileError)("dataset directory not found", root)
     classes_file = root / "classes.json"
     errors: dict[str, InputError] = {}
     if (root / "train" / "images").is_dir() or (not require_train and any((root / s / "images").is_dir()

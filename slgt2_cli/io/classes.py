@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 
 IGNORE_INDEX = -1
 """Model-class value of pixels that are ignored in training and scoring (no data, unknown label values)."""
@@ -83,7 +83,7 @@ class ClassTable:
         try:
             items = json.loads(path.read_text())
         except FileNotFoundError:
-            raise InputError("class table not found", path) from None
+            raise MissingFileError("class table not found", path) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"not a readable JSON class table ({exc})", path) from None
         return cls.from_list(items, path)

@@ -31,7 +31,7 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 from slgt2_cli.io.atomic import discard, prepare_output, publish, temp_path, write_error, writing
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.io.grid import Grid
@@ -338,7 +338,7 @@ def read_class_table(path: str | os.PathLike[str]) -> ClassTable | None:
     """The class table embedded in a map by :meth:`MapWriter.classes`, or None if it has none."""
     path = Path(path)
     if not path.exists():
-        raise InputError("not found", path)
+        raise MissingFileError("not found", path)
     try:
         with rasterio.open(path) as src:
             text = src.tags(1).get("CLASS_TABLE")

@@ -14,7 +14,7 @@ import numpy as np
 from affine import Affine
 from rasterio.windows import Window
 
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 from slgt2_cli.io.classes import check_integral_labels
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.units import detect_units, model_units, normalise_units, to_model_units
@@ -163,7 +163,7 @@ def open_mat_stack(path: str | Path, units: str | None = None) -> MatStack:
     """One seed-format scene (``band`` or ``data`` variable, (T, H, W, C)) as a stack without georeference."""
     path = Path(path)
     if not path.exists():
-        raise InputError("image stack not found", path)
+        raise MissingFileError("image stack not found", path)
     fields = mat_fields(path)
     field = next((f for f in IMAGE_FIELDS if f in fields), None)
     if field is None:

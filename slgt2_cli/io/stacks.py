@@ -22,7 +22,7 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.remote import REMOTE_HINT, gdal_path
 from slgt2_cli.io.units import detect_units, model_units, normalise_units, to_model_units
@@ -97,7 +97,7 @@ def open_raster(path: Path, missing: str = "file not found") -> Any:
     URLs and ``/vsi…`` paths go to GDAL as written (see :mod:`slgt2_cli.io.remote`); reads stay windowed."""
     remote = gdal_path(path)
     if remote is None and not Path(path).exists():
-        raise InputError(missing, path)
+        raise MissingFileError(missing, path)
     try:
         if remote is None:
             return rasterio.open(path)
@@ -349,7 +349,7 @@ def open_stack(path: str | Path, units: str | None = None, channels: int | None 
     path = Path(path)
     remote = gdal_path(path) is not None  # a URL or /vsi… path: one multi-band file, opened by GDAL
     if not remote and not path.exists():
-        raise InputError("image stack not found", path)
+        raise MissingFileError("image stack not found", path)
     if not remote and path.is_dir():
         return _open_directory(path, units, channels)
     if path.suffix.lower() == ".mat":  # a seed-format scene (no georeference)

@@ -167,18 +167,18 @@ def report(
         metrics["areas"] = areas.to_dict(table)
     if notes:
         metrics["notes"] = list(notes)
-    written = []
+    written = []  # (path, what), closing the text in the form every command's last lines take: wrote PATH  (what)
     if json_path is not None:
-        written.append(write_json(metrics, json_path))
+        written.append((write_json(metrics, json_path), "all scores, JSON"))
     if csv_path is not None:
-        written.append(write_csv(metrics, csv_path))
+        written.append((write_csv(metrics, csv_path), "per-class scores, CSV"))
     if plot_path is not None:
-        written.append(plot_confusion(metrics, plot_path))
+        written.append((plot_confusion(metrics, plot_path), "confusion matrix"))
     text = format_table(metrics, notes)
     if areas is not None:
         text += "\n\n" + areas.format(table)
     if written:
-        text += "\n\n" + "\n".join(f"wrote {p}" for p in written)
+        text += "\n\n" + "\n".join(f"wrote {p}  ({what})" for p, what in written)
     return Evaluation(metrics, text)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from slgt2_cli.data.temporal import MODES
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 from slgt2_cli.train.coerce import coerce_value
 
 
@@ -265,7 +265,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     of keys, or a run's config.yaml (its ``train`` section; the ``resolved`` record is skipped)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("config file not found", path)
+        raise (InputError if path.exists() else MissingFileError)("config file not found", path)
     try:
         text = path.read_text()
         data = _load_toml(text) if path.suffix.lower() == ".toml" else _load_yaml(text)

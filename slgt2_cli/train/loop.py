@@ -424,9 +424,7 @@ def describe_result(result: TrainResult) -> str:
                          f"baseline ({result.baseline_miou:.4f}): train longer, or see docs/training.md")
     else:
         lines.append("no validation split")
-    lines += [f"result: {result.checkpoint} (checkpoints: {result.run_dir / 'best.pt'}, {result.run_dir / 'last.pt'})",
-              f"metrics log: {result.run_dir / 'metrics.jsonl'}; curves: {result.run_dir / 'curves.png'}"
-              + (f"; baseline: {result.run_dir / 'baseline.json'}" if result.baseline_miou is not None else "")]
+    lines.append(f"result: {result.checkpoint}")  # the files written follow (slgt2_cli.cli.written)
     return "\n".join(lines)
 
 
