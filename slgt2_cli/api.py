@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from slgt2_cli.checkpoint.format import Checkpoint
     from slgt2_cli.data.normalization import Normalization
     from slgt2_cli.data.temporal import TemporalRule
+    from slgt2_cli.infer.settings import InferenceSettings
     from slgt2_cli.scoring.evaluator import Evaluation
 
 __all__ = ["Model", "evaluate", "load_model", "open_stack", "predict", "write_map"]
@@ -120,19 +121,18 @@ def _source(model: Model, cube: xr.DataArray | xr.Dataset, units: str | None) ->
     return source
 
 
-def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, tile: int | None = None, stride: int | None = None,
-            batch_size: int = 4, blend: str | None = None, units: str | None = None, confidence: bool = True,
-            probabilities: bool = False, tta: bool = False, progress: bool = False) -> xr.Dataset:
+def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, settings: InferenceSettings | None = None,
+            confidence: bool = True, probabilities: bool = False, progress: bool = False, **options: Any) -> xr.Dataset:
     """Classify ``cube`` with ``model``: a Dataset with ``classes`` (y, x) in label values, ``confidence``
-    (y, x) float32 (max probability, NaN = no data) and, if asked for, ``probabilities`` (class, y, x)."""
+    (y, x) float32 (max probability, NaN = no data) and, if asked for, ``probabilities`` (class, y, x).
+    ``options``: fields of :class:`~slgt2_cli.infer.settings.InferenceSettings` (``tile``, ``stride``,
+    ``batch_size``, ``blend``, ``units``, ``tta``, ``precision``), over ``settings`` if given."""
     from slgt2_cli.infer.predictor import Predictor
-    from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
+    from slgt2_cli.infer.tiling import TileGrid
 
-    source = _source(model, cube, units)
-    kwargs = {"blend": blend} if blend is not None else {}
-    predictor = Predictor.from_checkpoint(model.checkpoint, model.device, tile=tile, stride=stride,
-                                          module=model.module, batch_size=batch_size, tta=tta, **kwargs)
-    check_tile_stride(predictor.tile, predictor.stride)
+    settings = _settings(settings, options, "predict")
+    source = _source(model, cube, settings.units_name)
+    predictor = Predictor.from_settings(model.checkpoint, settings, module=model.module, device=model.device)
     predictor.check_stack(source)
     out = _Outputs(source.grid, model.classes, confidence, probabilities)
     total = len(TileGrid(source.grid.height, source.grid.width, predictor.tile, predictor.stride))
@@ -142,11 +142,21 @@ def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, tile: int | None =
                                                                      enabled=progress, leave=False) as bar:
         stats = predictor.predict(source, out.sink, progress=bar.update)
     attrs = {"checkpoint": str(model.path), "tile": predictor.tile, "stride": predictor.stride,
-             "blend": predictor.blend, "tta": int(tta), "units": source.units, "bands": ",".join(model.bands),
+             "blend": predictor.blend, "tta": int(settings.tta), "units": source.units, "bands": ",".join(model.bands),
              "tiles": stats["tiles"], "tiles_skipped": stats["skipped"], "slgt2_version": __version__,
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              "checkpoint_provenance": json.dumps(model.checkpoint.provenance, default=str)}
     return out.dataset(source, model.classes, attrs)
+
+
+def _settings(settings: InferenceSettings | None, options: dict[str, Any], where: str) -> InferenceSettings:
+    """``settings`` with the keyword ``options`` over it; a TypeError names an unknown keyword."""
+    from slgt2_cli.infer.settings import settings_from
+
+    settings, rest = settings_from(options, settings)
+    if rest:
+        raise TypeError(f"{where}() got unexpected keyword argument(s): {', '.join(sorted(rest))}")
+    return settings
 
 
 def _cache_mb(source: CubeSource, tile: int) -> float:
