@@ -39,10 +39,11 @@ if TYPE_CHECKING:
     from slgt2_cli.checkpoint.format import Checkpoint
     from slgt2_cli.data.normalization import Normalization
     from slgt2_cli.data.temporal import TemporalRule
+    from slgt2_cli.infer.batch import ManySummary
     from slgt2_cli.infer.settings import InferenceSettings
     from slgt2_cli.scoring.evaluator import Evaluation
 
-__all__ = ["Model", "evaluate", "load_model", "open_stack", "predict", "write_map"]
+__all__ = ["Model", "evaluate", "load_model", "open_stack", "predict", "predict_many", "write_map"]
 
 WRITE_ROWS = 512
 """write_map copies results into the GeoTIFF writers this many rows at a time (one block row)."""
@@ -147,6 +148,35 @@ def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, settings: Inferenc
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              "checkpoint_provenance": json.dumps(model.checkpoint.provenance, default=str)}
     return out.dataset(source, model.classes, attrs)
+
+
+def predict_many(checkpoint_or_model: Model | str | os.PathLike[str], stacks: Any, out_dir: str | os.PathLike[str],
+                 client: Any = None, **options: Any) -> ManySummary:
+    """Map many stacks as ``slgt2 predict-many`` does: ``out_dir/<stack name>.tif`` per stack (exactly what
+    ``slgt2 predict`` writes) and ``out_dir/summary.json``; returns the summary (``.to_dict()`` is the JSON,
+    ``.ok`` says whether every input succeeded, ``.scenes`` the per-input reports).
+
+    ``client``: a ``distributed.Client`` to run the scenes on (its workers load the checkpoint from its path, once
+    each); else ``cluster="local:2"`` or a scheduler address, else in this process with the model loaded once.
+    ``options``: the fields of :class:`~slgt2_cli.infer.settings.InferenceSettings` (or ``settings=``), and
+    ``confidence``, ``probabilities``, ``areas``, ``stac``, ``overwrite``, ``strict``, ``progress``,
+    ``list_file``, ``cluster``, ``scheduler_file`` as on the command line."""
+    from slgt2_cli.infer.batch import ManyConfig
+    from slgt2_cli.infer.batch import predict_many as run
+    from slgt2_cli.infer.settings import SETTINGS_FIELDS
+
+    model = checkpoint_or_model if isinstance(checkpoint_or_model, Model) else None
+    base = options.pop("settings", None)
+    if model is not None and "device" not in options and base is None:
+        options["device"] = str(model.device)
+    settings = _settings(base, {k: v for k, v in options.items() if k in SETTINGS_FIELDS}, "predict_many")
+    rest = {k: v for k, v in options.items() if k not in SETTINGS_FIELDS}
+    rest.setdefault("progress", False)
+    stacks = [stacks] if isinstance(stacks, (str, os.PathLike)) else list(stacks)
+    config = ManyConfig(checkpoint=Path(model.path if model is not None else checkpoint_or_model),
+                        out_dir=Path(out_dir), stacks=[Path(s) for s in stacks], settings=settings, **rest)
+    local = client is None and config.cluster is None and config.scheduler_file is None
+    return run(config, client=client, model=model if local else None)
 
 
 def _settings(settings: InferenceSettings | None, options: dict[str, Any], where: str) -> InferenceSettings:

@@ -303,9 +303,11 @@ def predict_many(config: ManyConfig, *, client: Any = None, model: Any = None,
                    if model is not None else PredictSession.open(config.checkpoint, config.settings))
     else:
         load_checkpoint(config.checkpoint)  # a bad checkpoint is one error, not one per scene
-    jobs = [SceneJob(index=i, checkpoint=Path(config.checkpoint), stack=s, outputs=o, settings=config.settings,
-                     overwrite=config.overwrite, strict=config.strict) for i, (s, o) in enumerate(zip(stacks, outs))]
-    run = _Run(config, jobs, name_of)
+    where = (lambda p: p) if session is not None else _absolute  # workers may run in another directory
+    jobs = [SceneJob(index=i, checkpoint=where(Path(config.checkpoint)), stack=where(s), outputs=_outputs_at(o, where),
+                     settings=config.settings, overwrite=config.overwrite, strict=config.strict)
+            for i, (s, o) in enumerate(zip(stacks, outs))]
+    run = _Run(config, jobs, name_of, [str(s) for s in stacks])
     try:
         with terminate_as_interrupt("finished maps were kept, nothing partial remains"):
             if session is not None:
@@ -326,6 +328,15 @@ def predict_many(config: ManyConfig, *, client: Any = None, model: Any = None,
     return summary
 
 
+def _absolute(path: Path) -> Path:
+    return path if is_remote(path) else Path(os.path.abspath(path))
+
+
+def _outputs_at(outs: SceneOutputs, where: Callable[[Path], Path]) -> SceneOutputs:
+    return replace(outs, **{k: where(getattr(outs, k)) for k in ("map", "confidence", "probabilities", "areas")
+                            if getattr(outs, k) is not None})
+
+
 def _remove_partials(outs: Sequence[SceneOutputs]) -> None:
     """Temporaries left by workers that were killed (their processes are gone)."""
     for o in outs:
@@ -336,8 +347,8 @@ def _remove_partials(outs: Sequence[SceneOutputs]) -> None:
 class _Run:
     """The reports as they come in, the progress bar, and the summary at any moment."""
 
-    def __init__(self, config: ManyConfig, jobs: list[SceneJob], name_of: Callable[[str], str]):
-        self.config, self.jobs, self.name_of = config, jobs, name_of
+    def __init__(self, config: ManyConfig, jobs: list[SceneJob], name_of: Callable[[str], str], shown: list[str]):
+        self.config, self.jobs, self.name_of, self.shown = config, jobs, name_of, shown
         self.reports: list[SceneReport | None] = [None] * len(jobs)
         self.started, self.workers, self.interrupted = time.perf_counter(), 1, False
         self.created = dt.datetime.now(dt.timezone.utc)
@@ -350,6 +361,7 @@ class _Run:
     def _add(self, job: SceneJob, report: SceneReport, bar: Any) -> None:
         if report.error_parts is not None:
             report.error = InputError(*report.error_parts).render(self.name_of)
+        report.stack = self.shown[job.index]  # as the user gave it
         self.reports[job.index] = report
         bar.update(1)
         done = sum(r.pixels for r in self.reports if r is not None and r.status == "done")
@@ -393,14 +405,14 @@ class _Run:
             event.set()  # scenes in flight abort at their next tile row (their temporaries removed)
             for future, job in futures.items():
                 if self.reports[job.index] is None and future.status == "finished":
-                    self.reports[job.index] = future.result()
+                    self.reports[job.index] = replace(future.result(), stack=self.shown[job.index])
             client.cancel(list(futures))  # the rest never start
             time.sleep(2 * STOP_CHECK_SECONDS + 1)  # let them see the event before a LocalCluster is closed
             raise
 
     def summary(self) -> ManySummary:
-        reports = [r if r is not None else SceneReport(stack=str(j.stack), status="failed", error="not run: interrupted")
-                   for r, j in zip(self.reports, self.jobs)]
+        reports = [r if r is not None else SceneReport(stack=shown, status="failed", error="not run: interrupted")
+                   for r, shown in zip(self.reports, self.shown)]
         return ManySummary(checkpoint=Path(self.config.checkpoint), out_dir=Path(self.config.out_dir),
                            settings=self.config.settings, scenes=reports, seconds=time.perf_counter() - self.started,
                            cluster=self.config.cluster or (str(self.config.scheduler_file) if self.config.scheduler_file
