@@ -244,3 +244,22 @@ def test_cli_on_a_running_scheduler_bad_input_fails_alone(tiny_checkpoint, scene
     assert [s["status"] for s in summary["scenes"]] == ["done", "failed", "done"]
     assert "truncated.tif" in summary["scenes"][1]["error"] and summary["workers"] == 2
     assert not _partials(out)
+
+
+def test_stac_collection_of_all_maps(tiny_checkpoint, scenes, tmp_path):
+    from slgt2_cli.io.stac import validate_item
+
+    out = tmp_path / "maps"
+    summary = slgt2.predict_many(tiny_checkpoint, scenes[:3], out, device="cpu", stac=True)
+    assert summary.ok
+    collection = json.loads((out / "collection.json").read_text())
+    assert collection["type"] == "Collection" and collection["stac_version"] == "1.1.0"
+    items = [link["href"] for link in collection["links"] if link["rel"] == "item"]
+    assert items == [f"./{s.stem}.stac.json" for s in scenes[:3]]
+    for href in items:
+        assert validate_item(json.loads((out / href).read_text())) == []
+    lon0, lat0, lon1, lat1 = collection["extent"]["spatial"]["bbox"][0]
+    assert lon0 < lon1 and lat0 < lat1
+    start, end = collection["extent"]["temporal"]["interval"][0]
+    assert start.startswith("2021-05-01") and end.startswith("2021-07-12")
+    assert [c["value"] for c in collection["summaries"]["classification:classes"]] == [1110, 2000, 3100]

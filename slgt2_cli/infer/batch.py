@@ -294,7 +294,8 @@ def predict_many(config: ManyConfig, *, client: Any = None, model: Any = None,
 
     stacks = gather_stacks(config)
     outs = scene_outputs(stacks, config)
-    check_distinct([role for o in outs for role in o.roles()] + [("summary", Path(config.out_dir) / SUMMARY)],
+    check_distinct([role for o in outs for role in o.roles()] + [("summary", Path(config.out_dir) / SUMMARY),
+                                                                 ("STAC collection", Path(config.out_dir) / "collection.json")],
                    [("checkpoint", config.checkpoint)] + [("image stack", s) for s in stacks])
     summary_path = prepare_output(Path(config.out_dir) / SUMMARY, overwrite=True)
     session = None
@@ -324,8 +325,25 @@ def predict_many(config: ManyConfig, *, client: Any = None, model: Any = None,
         raise
     _remove_partials(outs)
     summary = run.summary()
+    if config.stac:
+        _write_collection(config, [o for o, r in zip(outs, summary.scenes) if r.status in ("done", "skipped")])
     write_text(summary_path, json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
+
+
+def _write_collection(config: ManyConfig, outs: Sequence[SceneOutputs]) -> None:
+    """``DIR/collection.json``: the STAC Collection of the items of every scene mapped or skipped in this run."""
+    from slgt2_cli.io.stac import COLLECTION, stac_collection, stac_path
+
+    items = [(stac_path(o.map), json.loads(stac_path(o.map).read_text(encoding="utf-8"))) for o in outs
+             if stac_path(o.map).is_file()]
+    if not items:
+        return
+    name = Path(config.out_dir).resolve().name
+    collection = stac_collection(items, Path(config.out_dir), title=f"slgt2 land-cover maps: {name}",
+                                 description=f"{len(items)} land-cover maps predicted by slgt2 with "
+                                             f"{Path(config.checkpoint).name}")
+    write_text(Path(config.out_dir) / COLLECTION, json.dumps(collection, indent=2) + "\n")
 
 
 def _absolute(path: Path) -> Path:
