@@ -263,3 +263,43 @@ def test_stac_collection_of_all_maps(tiny_checkpoint, scenes, tmp_path):
     start, end = collection["extent"]["temporal"]["interval"][0]
     assert start.startswith("2021-05-01") and end.startswith("2021-07-12")
     assert [c["value"] for c in collection["summaries"]["classification:classes"]] == [1110, 2000, 3100]
+
+
+def test_sigterm_on_a_cluster_stops_the_scene_in_flight_and_leaves_nothing_partial(tiny_checkpoint, scenes, cluster,
+                                                                                   tmp_path):
+    client, _ = cluster
+    big = write_stack(tmp_path / "big.tif", sar_values(512, 512, seed=9))
+    out = tmp_path / "maps"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop(batch.FAULT_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-m", "slgt2_cli", "predict-many", *CPU, "--batch-size", "1",
+                             str(tiny_checkpoint), str(big), str(scenes[0]), "--out-dir", str(out),
+                             "--cluster", client.scheduler.address],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not (out.exists() and any(p.name.startswith(".big.tif.partial") for p in out.iterdir())) \
+            and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "predict-many ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    deadline = time.time() + 30  # the worker sees the stop event at its next tile row and removes its temporaries
+    while _partials(out) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _partials(out) and not (out / "big.tif").exists()
+    assert _summary(out)["interrupted"]
+
+
+def test_cluster_specs_and_the_local_layout():
+    from slgt2_cli.errors import InputError
+    from slgt2_cli.infer.cluster import check_cluster, local_layout
+
+    assert local_layout(2, cores=2, gpus=0) == local_layout(2, cores=3, gpus=0)  # one thread each
+    assert (local_layout(None, cores=16, gpus=0).workers, local_layout(None, cores=16, gpus=0).threads) == (4, 4)
+    assert local_layout(None, cores=16, gpus=2).workers == 2  # one worker per GPU
+    for good in ("local", "local:3", "tcp://10.0.0.1:8786", "10.0.0.1:8786"):
+        check_cluster(good, None)
+    for bad in ("locale", "local:0", "nowhere"):
+        with pytest.raises(InputError, match="cluster"):
+            check_cluster(bad, None)
