@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slgt2_cli.errors import InputError
-from slgt2_cli.runtime import available_cores
+from slgt2_cli.runtime import available_cores, prepare_openmp
 
 CORES_PER_WORKER = 4
 """``local`` without N on a machine without GPUs: one worker per this many cores (torch scales well to ~4)."""
@@ -77,6 +77,7 @@ def open_client(cluster: str | None, scheduler_file: Path | None = None) -> Iter
 
     m = _LOCAL.match(cluster.strip().lower()) if cluster else None
     if m:
+        prepare_openmp()  # the worker processes inherit it: passive OpenMP waits, as in-process runs have
         layout = local_layout(int(m.group(1)) if m.group(1) else None)
         with LocalCluster(n_workers=layout.workers, threads_per_worker=1, processes=True,
                           dashboard_address=":0") as lc, Client(lc) as client:  # a free port
@@ -132,13 +133,14 @@ def worker_device(device: str) -> Any:
 
 def set_worker_threads(threads: int | None) -> None:
     """Torch threads in this worker: ``threads`` (a LocalCluster's share of the cores) or the worker's own
-    OMP_NUM_THREADS / cores; set once per process."""
+    OMP_NUM_THREADS / cores, and the heap policy of the commands (:func:`slgt2_cli.runtime.prepare_compute`);
+    set once per process."""
     global _THREADS_SET
     if _THREADS_SET == threads:
         return
-    from slgt2_cli.runtime import configure_threads
+    from slgt2_cli.runtime import prepare_compute
 
-    configure_threads(threads)
+    prepare_compute(threads)
     _THREADS_SET = threads
 
 
