@@ -308,7 +308,7 @@ def predict_many(config: ManyConfig, *, client: Any = None, model: Any = None,
     jobs = [SceneJob(index=i, checkpoint=where(Path(config.checkpoint)), stack=where(s), outputs=_outputs_at(o, where),
                      settings=config.settings, overwrite=config.overwrite, strict=config.strict)
             for i, (s, o) in enumerate(zip(stacks, outs))]
-    run = _Run(config, jobs, name_of, [str(s) for s in stacks])
+    run = _Run(config, jobs, name_of, [str(s) for s in stacks], outs)
     try:
         with terminate_as_interrupt("finished maps were kept, nothing partial remains"):
             if session is not None:
@@ -365,8 +365,9 @@ def _remove_partials(outs: Sequence[SceneOutputs]) -> None:
 class _Run:
     """The reports as they come in, the progress bar, and the summary at any moment."""
 
-    def __init__(self, config: ManyConfig, jobs: list[SceneJob], name_of: Callable[[str], str], shown: list[str]):
-        self.config, self.jobs, self.name_of, self.shown = config, jobs, name_of, shown
+    def __init__(self, config: ManyConfig, jobs: list[SceneJob], name_of: Callable[[str], str], shown: list[str],
+                 outs: Sequence[SceneOutputs]):
+        self.config, self.jobs, self.name_of, self.shown, self.outs = config, jobs, name_of, shown, outs
         self.reports: list[SceneReport | None] = [None] * len(jobs)
         self.started, self.workers, self.interrupted = time.perf_counter(), 1, False
         self.created = dt.datetime.now(dt.timezone.utc)
@@ -379,7 +380,8 @@ class _Run:
     def _add(self, job: SceneJob, report: SceneReport, bar: Any) -> None:
         if report.error_parts is not None:
             report.error = InputError(*report.error_parts).render(self.name_of)
-        report.stack = self.shown[job.index]  # as the user gave it
+        report.stack = self.shown[job.index]  # paths as the user gave them (workers got absolute ones)
+        report.outputs = [str(p) for p in self.outs[job.index].files()] if report.outputs else []
         self.reports[job.index] = report
         bar.update(1)
         done = sum(r.pixels for r in self.reports if r is not None and r.status == "done")
