@@ -160,7 +160,7 @@ def read_list(path: Path) -> list[Path]:
 def gather_stacks(config: ManyConfig) -> list[Path]:
     stacks = expand_stacks(list(config.stacks)) + (read_list(config.list_file) if config.list_file else [])
     if not stacks:
-        raise InputError("no stacks to map: give STACK arguments or a {list_file}", options=("list_file",))
+        raise InputError("no stacks to map: give STACK arguments or a {list_file} file", options=("list_file",))
     return stacks
 
 
