@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 from helpers import sar_values, write_stack
+from test_remote import _cog_stack, server  # noqa: F401 - the loopback HTTP server fixture
 from typer.testing import CliRunner
 
 import slgt2_cli as slgt2
@@ -303,3 +304,15 @@ def test_cluster_specs_and_the_local_layout():
     for bad in ("locale", "local:0", "nowhere"):
         with pytest.raises(InputError, match="cluster"):
             check_cluster(bad, None)
+
+
+def test_remote_stacks_are_mapped_like_local_ones(tiny_checkpoint, scenes, server, tmp_path):  # noqa: F811
+    base, www, _ = server
+    local, _ = _cog_stack(www)
+    out = tmp_path / "maps"
+    result = runner.invoke(app, ["predict-many", *CPU, str(tiny_checkpoint), f"{base}/{local.name}", str(scenes[1]),
+                                 "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [s["status"] for s in _summary(out)["scenes"]] == ["done", "done"]
+    assert runner.invoke(app, ["predict", *CPU, str(tiny_checkpoint), str(local), str(tmp_path / "ref.tif")]).exit_code == 0
+    np.testing.assert_array_equal(_pixels(out / "s1.tif"), _pixels(tmp_path / "ref.tif"))

@@ -23,11 +23,10 @@ from slgt2_cli.errors import InputError, terminate_as_interrupt
 from slgt2_cli.infer.cluster import open_client, set_worker_threads, worker_device, worker_slot
 from slgt2_cli.infer.run import PredictSession, SceneOutputs, expand_stacks, predict_scene
 from slgt2_cli.infer.settings import InferenceSettings
+from slgt2_cli.infer.summary import SUMMARY, ManySummary, SceneReport
 from slgt2_cli.io.atomic import check_distinct, prepare_output, remove_stale_temporaries, write_text
 from slgt2_cli.io.remote import is_remote
 
-SUMMARY = "summary.json"
-STATUSES = ("done", "skipped", "failed")
 FAULT_ENV = "SLGT2_TEST_KILL_DIR"
 """Test hook: a worker that finds ``$SLGT2_TEST_KILL_DIR/<stack name>`` removes it and dies mid-scene."""
 STOP_CHECK_SECONDS = 0.5
@@ -73,71 +72,6 @@ class SceneJob:
     """Torch threads on a worker (a LocalCluster's share of the cores); None: the worker's default."""
     stop: str | None = None
     """Name of the Dask Event that stops the run (a scene in flight aborts and leaves nothing)."""
-
-
-@dataclass(kw_only=True)
-class SceneReport:
-    """One row of summary.json."""
-
-    stack: str
-    status: str
-    outputs: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    pixels: int = 0
-    error: str | None = None
-    error_parts: tuple | None = field(default=None, repr=False)
-    """An InputError's (message, path, hint, options), rendered where the summary is written."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"stack": self.stack, "status": self.status, "outputs": self.outputs, "seconds": round(self.seconds, 3),
-                "pixels": self.pixels, "error": self.error}
-
-
-@dataclass(kw_only=True)
-class ManySummary:
-    """What predict-many did (the content of summary.json)."""
-
-    checkpoint: Path
-    out_dir: Path
-    settings: InferenceSettings
-    scenes: list[SceneReport]
-    seconds: float
-    cluster: str | None = None
-    workers: int = 1
-    interrupted: bool = False
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.scenes)
-
-    @property
-    def failed(self) -> list[SceneReport]:
-        return [r for r in self.scenes if r.status == "failed"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"checkpoint": str(self.checkpoint), "out_dir": str(self.out_dir), "settings": self.settings.to_dict(),
-                "cluster": self.cluster, "workers": self.workers, "seconds": round(self.seconds, 3),
-                "interrupted": self.interrupted, "counts": {s: self.count(s) for s in STATUSES},
-                "pixels": sum(r.pixels for r in self.scenes if r.status == "done"),
-                "scenes": [r.to_dict() for r in self.scenes]}
-
-    def table(self, max_failures: int = 20) -> str:
-        """A short table for the terminal: counts, time, throughput, and the failures with their reasons."""
-        done = [r for r in self.scenes if r.status == "done"]
-        px = sum(r.pixels for r in done)
-        lines = [f"{'status':<8} {'scenes':>7}", *(f"{s:<8} {self.count(s):>7,}" for s in STATUSES),
-                 f"{'total':<8} {len(self.scenes):>7,}  in {self.seconds:.1f} s"
-                 + (f", {px / 1e6:.2f} Mpx mapped ({px / self.seconds / 1e6:.2f} Mpx/s)" if px and self.seconds else "")]
-        for r in self.failed[:max_failures]:
-            named = Path(r.stack).name in (r.error or "")
-            lines.append(f"failed: {r.error}" if named else f"failed: {r.stack}: {r.error}")
-        if len(self.failed) > max_failures:
-            lines.append(f"... and {len(self.failed) - max_failures} more failures (see {SUMMARY})")
-        lines.append(f"summary: {self.out_dir / SUMMARY}")
-        return "\n".join(lines)
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------
