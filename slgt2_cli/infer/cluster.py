@@ -118,10 +118,10 @@ def worker_slot() -> int | None:
 
 
 def worker_device(device: str) -> Any:
-    """The torch device a worker runs on: ``auto`` on a machine with GPUs takes GPU (slot mod GPUs), so the
-    workers of one machine share its GPUs out; None leaves the choice to the settings."""
+    """The torch device a worker runs on: ``auto`` or ``cuda`` on a machine with GPUs takes GPU (slot mod GPUs),
+    so the workers of one machine share its GPUs out; None leaves the choice to the settings."""
     slot = worker_slot()
-    if slot is None or device != "auto":
+    if slot is None or device not in ("auto", "cuda"):
         return None
     gpus = visible_gpus()
     if not gpus:
