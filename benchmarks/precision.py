@@ -25,10 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 def predict(ck: Path, stack: Path, out: Path, precision: str, device: str, batch: int) -> float:
     from slgt2_cli.infer.run import PredictConfig, run_predict
+    from slgt2_cli.infer.settings import InferenceSettings
 
     t0 = time.perf_counter()
-    run_predict(PredictConfig(ck, [stack], out, batch_size=batch, device=device, overwrite=True, progress=False,
-                              precision=precision))
+    settings = InferenceSettings(batch_size=batch, device=device, precision=precision)
+    run_predict(PredictConfig(checkpoint=ck, stacks=[stack], output=out, settings=settings, overwrite=True,
+                              progress=False))
     return time.perf_counter() - t0
 
 

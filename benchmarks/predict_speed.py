@@ -91,10 +91,12 @@ def use_stub() -> None:
 def predict_once(ck: Path, image: Path, out: Path, tile: int | None, stride: int | None, batch: int, device: str,
                  precision: str = "auto"):
     from slgt2_cli.infer.run import PredictConfig, run_predict
+    from slgt2_cli.infer.settings import InferenceSettings
 
     t0 = time.perf_counter()
-    [result] = run_predict(PredictConfig(ck, [image], out, tile, stride, batch, device, overwrite=True, progress=False,
-                                         precision=precision))
+    settings = InferenceSettings(tile=tile, stride=stride, batch_size=batch, device=device, precision=precision)
+    [result] = run_predict(PredictConfig(checkpoint=ck, stacks=[image], output=out, settings=settings, overwrite=True,
+                                         progress=False))
     return time.perf_counter() - t0, result
 
 

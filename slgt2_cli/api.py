@@ -39,9 +39,11 @@ if TYPE_CHECKING:
     from slgt2_cli.checkpoint.format import Checkpoint
     from slgt2_cli.data.normalization import Normalization
     from slgt2_cli.data.temporal import TemporalRule
+    from slgt2_cli.infer.batch import ManySummary
+    from slgt2_cli.infer.settings import InferenceSettings
     from slgt2_cli.scoring.evaluator import Evaluation
 
-__all__ = ["Model", "evaluate", "load_model", "open_stack", "predict", "write_map"]
+__all__ = ["Model", "evaluate", "load_model", "open_stack", "predict", "predict_many", "write_map"]
 
 WRITE_ROWS = 512
 """write_map copies results into the GeoTIFF writers this many rows at a time (one block row)."""
@@ -120,19 +122,18 @@ def _source(model: Model, cube: xr.DataArray | xr.Dataset, units: str | None) ->
     return source
 
 
-def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, tile: int | None = None, stride: int | None = None,
-            batch_size: int = 4, blend: str | None = None, units: str | None = None, confidence: bool = True,
-            probabilities: bool = False, tta: bool = False, progress: bool = False) -> xr.Dataset:
+def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, settings: InferenceSettings | None = None,
+            confidence: bool = True, probabilities: bool = False, progress: bool = False, **options: Any) -> xr.Dataset:
     """Classify ``cube`` with ``model``: a Dataset with ``classes`` (y, x) in label values, ``confidence``
-    (y, x) float32 (max probability, NaN = no data) and, if asked for, ``probabilities`` (class, y, x)."""
+    (y, x) float32 (max probability, NaN = no data) and, if asked for, ``probabilities`` (class, y, x).
+    ``options``: fields of :class:`~slgt2_cli.infer.settings.InferenceSettings` (``tile``, ``stride``,
+    ``batch_size``, ``blend``, ``units``, ``tta``, ``precision``), over ``settings`` if given."""
     from slgt2_cli.infer.predictor import Predictor
-    from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
+    from slgt2_cli.infer.tiling import TileGrid
 
-    source = _source(model, cube, units)
-    kwargs = {"blend": blend} if blend is not None else {}
-    predictor = Predictor.from_checkpoint(model.checkpoint, model.device, tile=tile, stride=stride,
-                                          module=model.module, batch_size=batch_size, tta=tta, **kwargs)
-    check_tile_stride(predictor.tile, predictor.stride)
+    settings = _settings(settings, options, "predict")
+    source = _source(model, cube, settings.units_name)
+    predictor = Predictor.from_settings(model.checkpoint, settings, module=model.module, device=model.device)
     predictor.check_stack(source)
     out = _Outputs(source.grid, model.classes, confidence, probabilities)
     total = len(TileGrid(source.grid.height, source.grid.width, predictor.tile, predictor.stride))
@@ -142,11 +143,50 @@ def predict(model: Model, cube: xr.DataArray | xr.Dataset, *, tile: int | None =
                                                                      enabled=progress, leave=False) as bar:
         stats = predictor.predict(source, out.sink, progress=bar.update)
     attrs = {"checkpoint": str(model.path), "tile": predictor.tile, "stride": predictor.stride,
-             "blend": predictor.blend, "tta": int(tta), "units": source.units, "bands": ",".join(model.bands),
+             "blend": predictor.blend, "tta": int(settings.tta), "units": source.units, "bands": ",".join(model.bands),
              "tiles": stats["tiles"], "tiles_skipped": stats["skipped"], "slgt2_version": __version__,
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              "checkpoint_provenance": json.dumps(model.checkpoint.provenance, default=str)}
     return out.dataset(source, model.classes, attrs)
+
+
+def predict_many(checkpoint_or_model: Model | str | os.PathLike[str], stacks: Any, out_dir: str | os.PathLike[str],
+                 client: Any = None, **options: Any) -> ManySummary:
+    """Map many stacks as ``slgt2 predict-many`` does: ``out_dir/<stack name>.tif`` per stack (exactly what
+    ``slgt2 predict`` writes) and ``out_dir/summary.json``; returns the summary (``.to_dict()`` is the JSON,
+    ``.ok`` says whether every input succeeded, ``.scenes`` the per-input reports).
+
+    ``client``: a ``distributed.Client`` to run the scenes on (its workers load the checkpoint from its path, once
+    each); else ``cluster="local:2"`` or a scheduler address, else in this process with the model loaded once.
+    ``options``: the fields of :class:`~slgt2_cli.infer.settings.InferenceSettings` (or ``settings=``), and
+    ``confidence``, ``probabilities``, ``areas``, ``stac``, ``overwrite``, ``strict``, ``progress``,
+    ``list_file``, ``cluster``, ``scheduler_file`` as on the command line."""
+    from slgt2_cli.infer.batch import ManyConfig
+    from slgt2_cli.infer.batch import predict_many as run
+    from slgt2_cli.infer.settings import SETTINGS_FIELDS
+
+    model = checkpoint_or_model if isinstance(checkpoint_or_model, Model) else None
+    base = options.pop("settings", None)
+    if model is not None and "device" not in options and base is None:
+        options["device"] = str(model.device)
+    settings = _settings(base, {k: v for k, v in options.items() if k in SETTINGS_FIELDS}, "predict_many")
+    rest = {k: v for k, v in options.items() if k not in SETTINGS_FIELDS}
+    rest.setdefault("progress", False)
+    stacks = [stacks] if isinstance(stacks, (str, os.PathLike)) else list(stacks)
+    config = ManyConfig(checkpoint=Path(model.path if model is not None else checkpoint_or_model),
+                        out_dir=Path(out_dir), stacks=[Path(s) for s in stacks], settings=settings, **rest)
+    local = client is None and config.cluster is None and config.scheduler_file is None
+    return run(config, client=client, model=model if local else None)
+
+
+def _settings(settings: InferenceSettings | None, options: dict[str, Any], where: str) -> InferenceSettings:
+    """``settings`` with the keyword ``options`` over it; a TypeError names an unknown keyword."""
+    from slgt2_cli.infer.settings import settings_from
+
+    settings, rest = settings_from(options, settings)
+    if rest:
+        raise TypeError(f"{where}() got unexpected keyword argument(s): {', '.join(sorted(rest))}")
+    return settings
 
 
 def _cache_mb(source: CubeSource, tile: int) -> float:

@@ -365,6 +365,18 @@ CASES: list[Case] = [
          _cmd("evaluate", "{}/map.tif", "{}/fractional_labels.tif"), "non-integer values"),
     Case("labels_no_crs", "labels without a CRS, half a pixel off the map's grid",
          _cmd("evaluate", "{}/map.tif", "{}/no_crs_labels.tif"), "origin x"),
+    # --- predict-many: what stops the whole run (a bad stack only fails its own row of summary.json)
+    Case("many_no_stacks", "predict-many without stacks", _cmd("predict-many", "-q", "{}/ck.pt", "--out-dir", "{}/maps"),
+         "no stacks to map"),
+    Case("many_list_missing", "a --list file that does not exist",
+         _cmd("predict-many", "-q", "{}/ck.pt", "--list", "{}/nope.txt", "--out-dir", "{}/maps"),
+         "cannot read the list of stacks"),
+    Case("many_out_dir_file", "an --out-dir that is a file",
+         _cmd("predict-many", "-q", "{}/ck.pt", "{}/stack.tif", "--out-dir", "{}/notes.tif"),
+         "the output must be a directory"),
+    Case("many_cluster_unknown", "a --cluster that is neither local[:N] nor an address",
+         _cmd("predict-many", "-q", "{}/ck.pt", "{}/stack.tif", "--out-dir", "{}/maps", "--cluster", "nowhere"),
+         "is neither local[:N] nor a scheduler address"),
 ]
 
 

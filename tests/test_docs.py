@@ -19,7 +19,7 @@ def test_configuration_reference_is_current():
     assert (DOCS / "configuration.md").read_text() == module.render(), "run: python docs/generate_reference.py"
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "synth", "convert-checkpoint", "demo"])
+@pytest.mark.parametrize("command", ["train", "predict", "predict-many", "evaluate", "synth", "convert-checkpoint", "demo"])
 def test_help_has_an_example(command):
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output

@@ -70,7 +70,8 @@ def test_stac_item_has_the_documented_structure(run):
     assert validate_item(item) == []
     props, assets = item["properties"], item["assets"]
     assert props["start_datetime"] == "2021-05-01T00:00:00Z" and props["end_datetime"] == "2021-07-12T23:59:59Z"
-    assert props["proj:epsg"] == 32633 and props["proj:shape"] == [64, 80]
+    assert props["proj:code"] == "EPSG:32633" and props["proj:shape"] == [64, 80]
+    assert item["stac_version"] == "1.1.0" and "projection/v2.0.0" in " ".join(item["stac_extensions"])
     assert props["proj:transform"][:6] == [10.0, 0.0, 500000.0, 0.0, -10.0, 5100000.0]
     assert props["slgt2:checkpoint"] == "tiny.pt"
     classes = assets["classes"]["classification:classes"]
@@ -98,10 +99,10 @@ def test_areas_and_stac_refused_before_compute(tiny_checkpoint, tmp_path):
 
 def test_stac_validation_finds_problems(run):
     item = json.loads((run / "map.stac.json").read_text())
-    del item["properties"]["proj:epsg"]
+    del item["properties"]["proj:code"]
     item["assets"]["classes"]["classification:classes"][0]["color_hint"] = "#e6194b"
     problems = validate_item(item)
-    assert any("proj:epsg" in p for p in problems) and any("classification:classes" in p for p in problems)
+    assert any("proj:code" in p for p in problems) and any("classification:classes" in p for p in problems)
 
 
 def test_areas_on_a_projected_map_are_pixels_times_pixel_area(run):

@@ -22,6 +22,7 @@ from slgt2_cli.checkpoint.format import load_checkpoint
 from slgt2_cli.cli.app import app
 from slgt2_cli.infer.predictor import Predictor
 from slgt2_cli.infer.run import PredictConfig, run_predict
+from slgt2_cli.infer.settings import InferenceSettings
 from slgt2_cli.io.stacks import open_stack
 
 runner = CliRunner()
@@ -33,8 +34,9 @@ def constant_ckpt(tmp_path_factory) -> Path:
     return make_checkpoint(tmp_path_factory.mktemp("ck") / "constant.pt", constant_class=1)
 
 
-def _predict(ck: Path, stack: Path, out: Path, **kw):
-    return run_predict(PredictConfig(ck, [stack], out, progress=False, device="cpu", **kw))
+def _predict(ck: Path, stack: Path, out: Path, *, tile=None, stride=None, **kw):
+    settings = InferenceSettings(device="cpu", tile=tile, stride=stride)
+    return run_predict(PredictConfig(checkpoint=ck, stacks=[stack], output=out, progress=False, settings=settings, **kw))
 
 
 def _read(path: Path):
@@ -191,7 +193,8 @@ def _torchrun() -> list[str]:
 
 def test_torchrun_two_ranks_match_one_process(tiny_checkpoint, tmp_path):
     stacks = [write_stack(tmp_path / f"{n}.tif", sar_values(40, 44, seed=s)) for n, s in (("a", 1), ("b", 2))]
-    run_predict(PredictConfig(tiny_checkpoint, stacks, tmp_path / "single", progress=False, device="cpu"))
+    run_predict(PredictConfig(checkpoint=tiny_checkpoint, stacks=stacks, output=tmp_path / "single", progress=False,
+                              settings=InferenceSettings(device="cpu")))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     cmd = _torchrun() + ["--standalone", "--nproc_per_node", "2", "-m", "slgt2_cli", "predict", str(tiny_checkpoint),

@@ -619,16 +619,18 @@ def test_float_labels_with_fractions_are_refused(good_map, tmp_path):
 # --- issue 18 point 2: under torchrun a rank checks only its own outputs ------------------------------------------
 def test_a_rank_does_not_check_the_outputs_of_other_ranks(ck, tmp_path, monkeypatch):
     from slgt2_cli.infer.run import PredictConfig, run_predict
+    from slgt2_cli.infer.settings import InferenceSettings
 
+    cpu = InferenceSettings(device="cpu")
     stacks = [write_stack(tmp_path / f"{n}.tif", sar_values(32, 32, seed=i)) for i, n in enumerate("ab")]
     out = tmp_path / "multi"
     out.mkdir()
     (out / "b.tif").write_bytes(b"written by rank 1 a moment ago")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    results = run_predict(PredictConfig(ck, stacks, out, device="cpu", progress=False))
+    results = run_predict(PredictConfig(checkpoint=ck, stacks=stacks, output=out, settings=cpu, progress=False))
     assert [r.output.name for r in results] == ["a.tif"]
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(InputError, match="already exists"):
-        run_predict(PredictConfig(ck, stacks, out, device="cpu", progress=False))
+        run_predict(PredictConfig(checkpoint=ck, stacks=stacks, output=out, settings=cpu, progress=False))
 

@@ -50,7 +50,7 @@ def main() -> None:
 
 def _register_commands() -> None:
     """Add every command in workflow order, each behind the one error handler (one line, an exit status)."""
-    from slgt2_cli.cli import convert, demo, evaluate, info, predict, synth, train
+    from slgt2_cli.cli import convert, demo, evaluate, info, predict, predict_many, synth, train
     from slgt2_cli.errors import cli_errors
 
     for name, command in (
@@ -58,6 +58,7 @@ def _register_commands() -> None:
         ("train", train.train),
         ("info", info.info),
         ("predict", predict.predict),
+        ("predict-many", predict_many.predict_many),
         ("evaluate", evaluate.evaluate),
         ("convert-checkpoint", convert.convert_checkpoint),
         ("demo", demo.demo),

@@ -22,6 +22,7 @@ from slgt2_cli.cli.options import (
     classes_option,
 )
 from slgt2_cli.errors import InputError
+from slgt2_cli.infer.settings import DEFAULT_BATCH_SIZE
 
 
 class Split(str, Enum):
@@ -54,7 +55,7 @@ def evaluate(
     resampling: ResamplingOpt = None,
     tile: TileOpt = None,
     stride: StrideOpt = None,
-    batch_size: BatchOpt = 4,
+    batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
     device: DeviceOpt = "auto",
     units: UnitsOpt = None,
     blend: BlendOpt = None,
@@ -83,9 +84,13 @@ def evaluate(
 
         prepare_compute(threads)
 
-        config = CheckpointEvaluateConfig(checkpoint, dataset, split.value, json_path, csv_path, plot_path, tile,
-                                          stride, batch_size, device, as_value(units), progress=not quiet,
-                                          blend=as_value(blend))
+        from slgt2_cli.infer.settings import InferenceSettings
+
+        settings = InferenceSettings(tile=tile, stride=stride, batch_size=batch_size, device=device, units=units,
+                                     blend=blend)
+        config = CheckpointEvaluateConfig(checkpoint=checkpoint, dataset=dataset, split=split.value, json_path=json_path,
+                                          csv_path=csv_path, plot_path=plot_path, settings=settings,
+                                          progress=not quiet)
         typer.echo(evaluate_checkpoint(config).text)
         return
     if tile is not None or stride is not None or units is not None or blend is not None or threads is not None:

@@ -18,9 +18,9 @@ from slgt2_cli.cli.options import (
     ThreadsOpt,
     TileOpt,
     UnitsOpt,
-    as_value,
 )
 from slgt2_cli.cli.written import say_written
+from slgt2_cli.infer.settings import DEFAULT_BATCH_SIZE, InferenceSettings
 from slgt2_cli.runtime import Precision
 
 
@@ -30,7 +30,7 @@ def predict(
     output: Annotated[Path, typer.Argument(help="Output .tif for one stack, or a directory (one <stack>.tif each).")],
     tile: TileOpt = None,
     stride: StrideOpt = None,
-    batch_size: BatchOpt = 4,
+    batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
     device: DeviceOpt = "auto",
     confidence: Annotated[Optional[Path], typer.Option("--confidence", metavar="FILE.tif", help="Also write the confidence (max probability × 255, uint8) here.", show_default="not written")] = None,
     probabilities: Annotated[Optional[Path], typer.Option("--probabilities", metavar="FILE.tif", help="Also write per-class probabilities (uint8, one band per class) here.", show_default="not written")] = None,
@@ -54,9 +54,11 @@ def predict(
     prepare_compute(threads)
     from slgt2_cli.infer.run import PredictConfig, run_predict
 
-    config = PredictConfig(checkpoint, list(stacks), output, tile, stride, batch_size, device, confidence,
-                           probabilities, tta, overwrite, as_value(units), as_value(blend), progress=not quiet,
-                           areas=areas, stac=stac, strict=strict, precision=as_value(precision))
+    settings = InferenceSettings(tile=tile, stride=stride, batch_size=batch_size, device=device, blend=blend,
+                                 units=units, tta=tta, precision=precision)
+    config = PredictConfig(checkpoint=checkpoint, stacks=list(stacks), output=output, settings=settings,
+                           confidence=confidence, probabilities=probabilities, overwrite=overwrite,
+                           progress=not quiet, areas=areas, stac=stac, strict=strict)
     for r in run_predict(config):
         skipped = r.stats.get("skipped", 0)
         say_written([(r.output, f"map of {r.stack.name}: {r.pixels:,} px in {r.seconds:.1f} s, {r.pixels_per_second:,.0f} "

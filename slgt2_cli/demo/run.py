@@ -48,6 +48,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> DemoResu
 def _run_demo(config: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     from slgt2_cli.demo.quicklook import write_quicklook
     from slgt2_cli.infer.run import PredictConfig, run_predict
+    from slgt2_cli.infer.settings import InferenceSettings
     from slgt2_cli.scoring.evaluator import EvaluateConfig, evaluate_maps
     from slgt2_cli.synth.scenes import synthesize
     from slgt2_cli.train.config import resolve_config
@@ -77,7 +78,8 @@ def _run_demo(config: DemoConfig, say: Callable[[str], None]) -> DemoResult:
 
     say("[3/4] predicting the scene (a year later than the training data)")
     map_path = out / "map.tif"
-    run_predict(PredictConfig(run / "best.pt", [synth.scene_image], map_path, device=config.device, overwrite=True,
+    run_predict(PredictConfig(checkpoint=run / "best.pt", stacks=[synth.scene_image], output=map_path,
+                              settings=InferenceSettings(device=config.device), overwrite=True,
                               confidence=out / "confidence.tif"))
 
     say("[4/4] scoring the map against the scene's labels")

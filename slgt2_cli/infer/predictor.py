@@ -27,7 +27,16 @@ from slgt2_cli.data.preprocess import prepare_input, valid_pixels
 from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.errors import InputError
 from slgt2_cli.infer.device import parse_device
-from slgt2_cli.infer.tiling import BLEND_MODES, BlendAccumulator, Tile, TileGrid, blend_weights, logits_blended
+from slgt2_cli.infer.settings import DEFAULT_BATCH_SIZE, InferenceSettings
+from slgt2_cli.infer.tiling import (
+    BLEND_MODES,
+    BlendAccumulator,
+    Tile,
+    TileGrid,
+    blend_weights,
+    check_tile_stride,
+    logits_blended,
+)
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable
 from slgt2_cli.io.grid import Grid
 from slgt2_cli.io.remote import is_remote
@@ -102,7 +111,7 @@ class Predictor:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     tile: int = 224
     stride: int = 200
-    batch_size: int = 4
+    batch_size: int = DEFAULT_BATCH_SIZE
     tta: bool = False
     blend: str = "cosine"
     units: str | None = None
@@ -130,6 +139,20 @@ class Predictor:
         model = (module if module is not None else ck.build_model()).to(device)
         return cls(model, ck.classes, ck.temporal, ck.normalization, ck.bands, device, tile, int(stride),
                    units=ck.units, **kwargs)
+
+    @classmethod
+    def from_settings(cls, ck: Checkpoint, settings: InferenceSettings, *, module: torch.nn.Module | None = None,
+                      device: torch.device | None = None) -> Predictor:
+        """The predictor of ``ck`` run as ``settings`` say (tile and stride checked); ``device`` overrides
+        ``settings.device`` once resolved (a Dask worker picks its own GPU)."""
+        if settings.tile is not None:
+            check_tile_stride(settings.tile, settings.stride if settings.stride is not None else settings.tile)
+        predictor = cls.from_checkpoint(ck, device if device is not None else resolve_device(settings.device),
+                                        tile=settings.tile, stride=settings.stride, blend=settings.blend_name,
+                                        module=module, batch_size=settings.batch_size, tta=settings.tta,
+                                        precision=settings.precision.value)
+        check_tile_stride(predictor.tile, predictor.stride)
+        return predictor
 
     @property
     def num_classes(self) -> int:

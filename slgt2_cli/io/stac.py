@@ -1,7 +1,9 @@
-"""A STAC Item describing a predicted map (``predict --stac``): ``<map>.stac.json`` beside the map.
+"""STAC metadata of predicted maps, built with pystac and its extension classes: the Item beside a map
+(``predict --stac``, ``predict-many --stac``: ``<map>.stac.json``) and the Collection of a predict-many run
+(``collection.json``).
 
-STAC 1.0.0 with the projection (v1.1.0), raster (v1.1.0) and classification (v2.0.0) extensions; the structure
-is documented in docs/inference.md ("STAC item") and checked by :func:`validate_item`.
+STAC 1.1.0 (pystac's) with the projection (v2.0.0), raster (v1.1.0) and classification (v2.0.0) extensions; the
+structure is documented in docs/inference.md ("STAC item") and checked by :func:`validate_item`.
 """
 
 from __future__ import annotations
@@ -13,20 +15,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pystac
+from pystac.extensions.classification import Classification, ClassificationExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import RasterBand, RasterExtension
 from rasterio.warp import transform_geom
 
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.grid import Grid
 
-STAC_VERSION = "1.0.0"
+STAC_VERSION = pystac.get_stac_version()
 EXTENSIONS = {
-    "proj": "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
-    "raster": "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-    "classification": "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
+    "proj": ProjectionExtension.get_schema_uri(),
+    "raster": RasterExtension.get_schema_uri(),
+    "classification": ClassificationExtension.get_schema_uri(),
 }
-COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+COG_TYPE = str(pystac.MediaType.COG)
 SIDECAR_TYPES = {".qml": ("text/xml", ["style", "metadata"]), ".xml": ("application/xml", ["metadata"]),
                  ".csv": ("text/csv", ["metadata"]), ".json": ("application/json", ["metadata"])}
+COLLECTION = "collection.json"
 
 
 def stac_path(map_path: str | os.PathLike[str]) -> Path:
@@ -39,9 +46,9 @@ def _slug(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_-]+", "_", name).strip("_") or "class"
 
 
-def _classes(table: ClassTable) -> list[dict[str, Any]]:
-    return [{"value": c.value, "name": _slug(c.name), "title": c.name, "description": c.name,
-             "color_hint": c.color[1:].upper()} for c in table.classes]
+def _classes(table: ClassTable) -> list[Classification]:
+    return [Classification.create(value=int(c.value), name=_slug(c.name), title=c.name, description=c.name,
+                                  color_hint=c.color[1:].upper()) for c in table.classes]
 
 
 def _footprint(grid: Grid) -> dict[str, Any]:
@@ -60,50 +67,87 @@ def _bbox(geom: dict[str, Any]) -> list[float]:
     return [min(xs), min(ys), max(xs), max(ys)]
 
 
-def _asset(href: Path, base: Path, **fields: Any) -> dict[str, Any]:
+def _href(href: Path, base: Path) -> str:
     rel = Path(os.path.relpath(href, base)).as_posix()
-    return {"href": rel if rel.startswith("../") else f"./{rel}", **fields}
+    return rel if rel.startswith("../") else f"./{rel}"
+
+
+def _times(dates: Sequence[dt.date] | None, created: str) -> dict[str, Any]:
+    if not dates:
+        return {"datetime": dt.datetime.fromisoformat(created)}
+    return {"datetime": None,
+            "start_datetime": dt.datetime.combine(min(dates), dt.time(0, 0, 0), dt.timezone.utc),
+            "end_datetime": dt.datetime.combine(max(dates), dt.time(23, 59, 59), dt.timezone.utc)}
 
 
 def stac_item(map_path: Path, grid: Grid, table: ClassTable, *, dtype: str, nodata: int,
               dates: Sequence[dt.date] | None, provenance: dict[str, str], sidecars: dict[str, Path] | None = None,
               confidence: Path | None = None, probabilities: Path | None = None) -> dict[str, Any]:
-    """The STAC Item of a class map on ``grid`` (a georeferenced grid) with its optional outputs and
+    """The STAC Item (as a dict) of a class map on ``grid`` (a georeferenced grid) with its optional outputs and
     ``sidecars`` ({asset key: path}, e.g. style, aux, areas)."""
     base = stac_path(map_path).parent
     geom = _footprint(grid)
     created = provenance.get("SLGT2_CREATED") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    props: dict[str, Any] = {"datetime": None, "created": created}
-    if dates:
-        props["start_datetime"] = f"{min(dates).isoformat()}T00:00:00Z"
-        props["end_datetime"] = f"{max(dates).isoformat()}T23:59:59Z"
-    else:
-        props["datetime"] = created
+    times = _times(dates, created)
+    item = pystac.Item(id=Path(map_path).stem, geometry=geom, bbox=_bbox(geom), datetime=times["datetime"],
+                       start_datetime=times.get("start_datetime"), end_datetime=times.get("end_datetime"),
+                       properties={"created": created})
     t = grid.transform
-    props.update({"proj:epsg": grid.crs.to_epsg(), "proj:wkt2": grid.crs.to_wkt(), "proj:shape": [grid.height, grid.width],
-                  "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-                  "proj:bbox": [*(t @ (0, grid.height)), *(t @ (grid.width, 0))]})
-    props.update({k.lower().replace("slgt2_", "slgt2:"): v for k, v in provenance.items() if k.startswith("SLGT2_")})
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    proj.apply(epsg=grid.crs.to_epsg(), wkt2=grid.crs.to_wkt(), shape=[grid.height, grid.width],
+               transform=[t.a, t.b, t.c, t.d, t.e, t.f], bbox=[*(t @ (0, grid.height)), *(t @ (grid.width, 0))])
+    item.properties.update({k.lower().replace("slgt2_", "slgt2:"): v for k, v in provenance.items()
+                            if k.startswith("SLGT2_")})
     resolution = abs(t.a) if t.b == 0 else None
-    assets = {"classes": _asset(map_path, base, type=COG_TYPE, roles=["data"], title="land-cover classes",
-                                **{"classification:classes": _classes(table),
-                                   "raster:bands": [{"data_type": dtype, "nodata": nodata, "sampling": "area",
-                                                     "spatial_resolution": resolution}]})}
+    data = [("classes", map_path, "land-cover classes",
+             [RasterBand.create(data_type=dtype, nodata=nodata, sampling="area", spatial_resolution=resolution)])]
     if confidence is not None:
-        assets["confidence"] = _asset(confidence, base, type=COG_TYPE, roles=["data"], title="confidence",
-                                      **{"raster:bands": [{"data_type": "uint8", "nodata": 0, "scale": 1 / 255}]})
+        data.append(("confidence", confidence, "confidence",
+                     [RasterBand.create(data_type="uint8", nodata=0, scale=1 / 255)]))
     if probabilities is not None:
-        assets["probabilities"] = _asset(probabilities, base, type=COG_TYPE, roles=["data"],
-                                         title="class probabilities",
-                                         **{"raster:bands": [{"data_type": "uint8", "nodata": 255, "scale": 1 / 254,
-                                                              "name": f"p({c.value}: {c.name})"}
-                                                             for c in table.classes]})
+        data.append(("probabilities", probabilities, "class probabilities",
+                     [_named(RasterBand.create(data_type="uint8", nodata=255, scale=1 / 254), f"p({c.value}: {c.name})")
+                      for c in table.classes]))
+    for key, path, title, bands in data:
+        asset = pystac.Asset(href=_href(Path(path), base), media_type=COG_TYPE, roles=["data"], title=title)
+        item.add_asset(key, asset)
+        RasterExtension.ext(asset, add_if_missing=True).bands = bands
+        if key == "classes":
+            ClassificationExtension.ext(asset, add_if_missing=True).classes = _classes(table)
     for key, path in (sidecars or {}).items():
         kind, roles = SIDECAR_TYPES.get(Path(path).suffix.lower(), ("application/octet-stream", ["metadata"]))
-        assets[key] = _asset(Path(path), base, type=kind, roles=roles)
-    return {"type": "Feature", "stac_version": STAC_VERSION, "stac_extensions": list(EXTENSIONS.values()),
-            "id": map_path.stem, "geometry": geom, "bbox": _bbox(geom), "properties": props, "links": [],
-            "assets": assets}
+        item.add_asset(key, pystac.Asset(href=_href(Path(path), base), media_type=kind, roles=roles))
+    return item.to_dict(include_self_link=False, transform_hrefs=False)
+
+
+def _named(band: RasterBand, name: str) -> RasterBand:
+    band.properties["name"] = name
+    return band
+
+
+def stac_collection(items: Sequence[tuple[Path, dict[str, Any]]], directory: Path, *, title: str,
+                    description: str) -> dict[str, Any]:
+    """The STAC Collection (as a dict) of the Items ``items`` ((item file, item dict), as written beside their
+    maps) for ``directory/collection.json``: their union extent, a link to each item, the classification classes."""
+    bboxes = [i["bbox"] for _, i in items]
+    spatial = pystac.SpatialExtent([[min(b[0] for b in bboxes), min(b[1] for b in bboxes),
+                                     max(b[2] for b in bboxes), max(b[3] for b in bboxes)]])
+    starts, ends = [], []
+    for _, i in items:
+        p = i["properties"]
+        starts.append(pystac.utils.str_to_datetime(p.get("start_datetime") or p["datetime"]))
+        ends.append(pystac.utils.str_to_datetime(p.get("end_datetime") or p["datetime"]))
+    collection = pystac.Collection(id=_slug(Path(directory).resolve().name), title=title, description=description,
+                                   extent=pystac.Extent(spatial, pystac.TemporalExtent([[min(starts), max(ends)]])),
+                                   license="other")
+    classes = items[0][1]["assets"]["classes"].get("classification:classes")
+    if classes:
+        ClassificationExtension.summaries(collection, add_if_missing=True).classes = \
+            [Classification(c) for c in classes]
+    for path, item in items:
+        collection.add_link(pystac.Link(pystac.RelType.ITEM, _href(Path(path), Path(directory)),
+                                        media_type=pystac.MediaType.GEOJSON, title=item["id"]))
+    return collection.to_dict(include_self_link=False, transform_hrefs=False)
 
 
 def validate_item(item: dict[str, Any]) -> list[str]:
@@ -116,12 +160,12 @@ def validate_item(item: dict[str, Any]) -> list[str]:
     if problems:
         return problems
     if item["type"] != "Feature" or item["stac_version"] != STAC_VERSION:
-        problems.append("type must be Feature and stac_version 1.0.0")
+        problems.append(f"type must be Feature and stac_version {STAC_VERSION}")
     problems += [f"stac_extensions: {url} missing" for url in EXTENSIONS.values() if url not in item["stac_extensions"]]
     props = item["properties"]
     if props.get("datetime") is None and not (props.get("start_datetime") and props.get("end_datetime")):
         problems.append("properties: datetime null without start_datetime and end_datetime")
-    for key in ("proj:epsg", "proj:shape", "proj:transform"):
+    for key in ("proj:code", "proj:shape", "proj:transform"):
         if key not in props:
             problems.append(f"properties: {key} missing")
     if len(item["bbox"]) != 4 or item["geometry"].get("type") != "Polygon":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import rasterio
 from rasterio.windows import Window
 
 from slgt2_cli.errors import InputError, terminate_as_interrupt
+from slgt2_cli.infer.settings import InferenceSettings
 from slgt2_cli.io.atomic import check_distinct, prepare_output
 from slgt2_cli.io.classes import IGNORE_INDEX, ClassTable, LabelCensus
 from slgt2_cli.io.geotiff import gdal_cache, read_class_table
@@ -47,7 +48,7 @@ class EvaluateConfig:
     resampling: str = "nearest"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckpointEvaluateConfig:
     """``slgt2 evaluate --checkpoint CK --dataset DATASET``: predict a split with tiled inference and score it."""
 
@@ -57,14 +58,9 @@ class CheckpointEvaluateConfig:
     json_path: Path | None = None
     csv_path: Path | None = None
     plot_path: Path | None = None
-    tile: int | None = None
-    stride: int | None = None
-    batch_size: int = 4
-    device: str = "auto"
-    units: str | None = None
+    settings: InferenceSettings = field(default_factory=InferenceSettings)
+    """Tile, stride, batch, device, units and blend as in ``predict`` (None: the checkpoint's)."""
     progress: bool = True
-    blend: str | None = None
-    """None: the checkpoint's (``average`` for converted reference checkpoints, else cosine)."""
 
 
 @dataclass(frozen=True)
@@ -238,8 +234,8 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
     score the whole split at once; every input is checked before any compute."""
     from slgt2_cli.checkpoint.format import load_checkpoint
     from slgt2_cli.data.datasets import SPLITS, open_dataset
-    from slgt2_cli.infer.predictor import Predictor, resolve_device
-    from slgt2_cli.infer.tiling import TileGrid, check_tile_stride
+    from slgt2_cli.infer.predictor import Predictor
+    from slgt2_cli.infer.tiling import TileGrid
     from slgt2_cli.progress import progress_bar
     from slgt2_cli.scoring.scenes import score_scenes
 
@@ -258,20 +254,15 @@ def evaluate_checkpoint(config: CheckpointEvaluateConfig) -> Evaluation:
         raise InputError(f"the dataset has no {config.split!r} split (it has: {have})", config.dataset)
     _check_same_classes(ck.classes, spec.classes, config.checkpoint, config.dataset)
     _check_report_paths(config.json_path, config.csv_path, config.plot_path, _dataset_inputs(spec, scenes))
-    tile = config.tile or ck.patch_size
-    if config.stride is not None:
-        check_tile_stride(tile, config.stride)
-    predictor = Predictor.from_checkpoint(ck, resolve_device(config.device), tile=config.tile, stride=config.stride,
-                                          batch_size=config.batch_size, blend=config.blend)
-    check_tile_stride(predictor.tile, predictor.stride)
+    predictor = Predictor.from_settings(ck, config.settings)
     tiles = 0
     for scene in scenes:  # everything that can fail on input, before any compute
-        with scene.open(config.units) as stack, scene.open_labels(stack.grid):
+        with scene.open(config.settings.units_name) as stack, scene.open_labels(stack.grid):
             predictor.check_stack(stack)
             tiles += len(TileGrid(stack.grid.height, stack.grid.width, predictor.tile, predictor.stride))
     with progress_bar(total=tiles, unit="tile", desc=f"{config.split} ({len(scenes)} scenes)",
                       enabled=config.progress, leave=False) as bar:
-        cm = score_scenes(predictor, [_UnitsScene(s, config.units) for s in scenes], progress=bar.update)
+        cm = score_scenes(predictor, [_UnitsScene(s, config.settings.units_name) for s in scenes], progress=bar.update)
     if cm.total == 0:
         raise InputError(f"no pixel of the {config.split!r} split has both a prediction and a label from the "
                          "class table", config.dataset)
