@@ -45,7 +45,7 @@ def test_every_default_is_shown_and_examples_come_last(command):
     entries = help_entries(text)
     for p in GROUP.commands[command].params:
         if p.param_type_name == "argument":
-            assert len(entries[p.name.upper() + ("..." if p.nargs != 1 else "")]) >= 1, (command, p.name, text)
+            assert len(entries[(p.metavar or p.name.upper()) + ("..." if p.nargs != 1 else "")]) >= 1, (command, p.name, text)
         default = default_text(p)
         if default is None or p.hidden:
             continue
