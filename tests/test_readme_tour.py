@@ -51,6 +51,8 @@ def _run_tour(tmp_path: Path, monkeypatch, shrink: bool) -> None:
             result = runner.invoke(app, [*argv, *extra])
         assert result.exit_code == 0, f"slgt2 {shlex.join(argv)}\n{result.output}"
         assert_no_library_warnings(f"slgt2 {shlex.join(argv)}", result.output, shown)
+        if argv[0] in ("train", "predict") or "--json" in argv:  # what was written closes the output, one form
+            assert result.output.strip().splitlines()[-1].startswith("wrote "), result.output
 
 
 @contextmanager
