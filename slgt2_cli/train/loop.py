@@ -33,7 +33,7 @@ from slgt2_cli.errors import DivergedError, InputError, terminate_as_interrupt
 from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.progress import progress_bar
 from slgt2_cli.scoring.metrics import compute_metrics
-from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig
+from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig, check_steps_ahead
 from slgt2_cli.train.curves import thin_losses
 from slgt2_cli.train.recipe import class_weights, cross_entropy, initialise, poly_lambda
 from slgt2_cli.train.run_dir import RunWriter
@@ -60,6 +60,7 @@ from slgt2_cli.train.validation import (
     validate,
     validation_sample,
 )
+from slgt2_cli.train.warmstart import encoder_parameters, load_start
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,12 @@ class Run:
     """The per-pixel baseline's validation mIoU (None: not run)."""
     val_seconds: float = 0.0
     """Wall time spent validating in this process."""
+    init: dict[str, Any] | None = None
+    """What starting from a trained model did (``init_checkpoint``; a resumed run's from its last.pt)."""
+    notes: list[str] = field(default_factory=list)
+    """Lines printed when the run starts."""
+    frozen: bool = False
+    """The encoder is held still (``freeze_encoder``)."""
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -149,6 +156,7 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
     setup = prepare_run(config, resume)
     model = SLGT2Net(**setup.model_config)
     initialise(model, config.init)
+    report = load_start(model, setup.start, setup.spec.classes) if setup.start is not None else None
     model.to(device)
     if d.main:
         check_checkpoint_space(config.out, model)
@@ -157,7 +165,7 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
                                                                          config.warmup))
     amp_dtype, use_scaler = mixed_precision(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    state = RunState()
+    state, notes = RunState(), list(setup.notes)
     if resume is not None:
         ts = resume.training_state or {}
         model.load_state_dict(resume.state_dict)
@@ -167,13 +175,31 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
             scaler.load_state_dict(ts["scaler"])
         state = RunState.restored(ts)
         set_rng_state(ts["rng"])
+        notes += replan(config, resume, state.step, scheduler)
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if d.active else model
     weights = class_weights(config.class_weights, setup.class_counts)
     run = Run(config, setup, d, device, model, net, optimizer, scheduler, scaler, amp_dtype,
               weights.to(device) if weights is not None else None, accumulation(config, d), writer, state)
+    run.init = report.to_dict() if report is not None else (resume.provenance.get("init") if resume else None)
+    run.notes = ([report.summary()] if report is not None else []) + notes
     run.val_sample = validation_sample(run)
     return run
+
+
+def replan(config: TrainConfig, resume: Checkpoint, step: int, scheduler: Any) -> list[str]:
+    """A resumed run given another number of steps: InputError unless it is above the current step; the
+    learning rate from this step on is what a run planned for that many steps has (docs/training.md)."""
+    planned = int(((resume.training_state or {}).get("config") or {}).get("iterations", config.iterations))
+    if config.iterations == planned:
+        return []
+    check_steps_ahead(config.iterations, resume.source or config.out / "last.pt", step)
+    for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base * scheduler.lr_lambdas[0](scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    return [f"{'extending' if config.iterations > planned else 'shortening'} the run from {planned} to "
+            f"{config.iterations} steps at step {step}: learning rate re-planned for {config.iterations} steps, now "
+            f"{scheduler._last_lr[0]:.3g}"]
 
 
 def accumulation(config: TrainConfig, d: Dist) -> int:
@@ -215,7 +241,8 @@ def make_checkpoint(run: Run, kind: str, with_state: bool) -> Checkpoint:
         classes=s.spec.classes, normalization=s.norm, temporal=s.rule, bands=list(s.bands), units=s.units,
         patch_size=c.patch_size, stride=s.stride, training_gsd_m=s.gsd,
         provenance=provenance(kind=kind, dataset=str(c.dataset), preset=c.preset, recipe=c.recipe.value,
-                              step=st.step, seed=c.seed, best_miou=st.best, best_step=st.best_step),
+                              step=st.step, seed=c.seed, best_miou=st.best, best_step=st.best_step,
+                              **({"init": run.init} if run.init else {})),
         training_state=ts,
     )
 
@@ -229,6 +256,7 @@ def _kept(run: Run) -> str:
 
 def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """One optimiser step over ``micro`` (the accumulated micro-batches); the step's mean loss."""
+    hold_encoder(run)
     run.optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for i, (x, y) in enumerate(micro):
@@ -246,6 +274,9 @@ def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> floa
                 loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
             run.scaler.scale(loss / len(micro)).backward()
         total += float(loss.detach()) / len(micro)
+    if run.frozen:  # under DDP the encoder still computes gradients (the reducer expects them): drop them
+        for p in encoder_parameters(run.model):
+            p.grad = None
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.scheduler.step()
@@ -254,6 +285,17 @@ def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> floa
     st.loss_sum, st.loss_n = st.loss_sum + total, st.loss_n + 1
     st.step_losses.append(total)
     return total
+
+
+def hold_encoder(run: Run) -> None:
+    """Hold the encoder still for the first ``freeze_encoder`` steps (AdamW leaves parameters without a gradient
+    alone: no update, no weight decay); on one process its gradients are not even computed."""
+    frozen = run.state.step < run.config.freeze_encoder
+    if frozen != run.frozen:
+        if not run.d.active:
+            for p in encoder_parameters(run.model):
+                p.requires_grad_(not frozen)
+        run.frozen = frozen
 
 
 def validate_and_save(run: Run, bar: Any) -> bool:
@@ -371,7 +413,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     run.writer.start(fresh=not config.resume)  # every check passed: from here on the run directory changes
     if d.main:
         run.setup.store_survey(config.out)
-    run.writer.write_config(config.settings(), run.setup.record())
+    run.writer.write_config(config.settings(), {**run.setup.record(), **({"init": run.init} if run.init else {})})
     run.writer.log(run.state.history)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -403,6 +445,8 @@ def _start_lines(run: Run, bar: Any) -> None:
     """Say how the run maps dates and validates, and fit (or read back) the per-pixel baseline."""
     s = run.setup
     reason = s.survey.rule_reason if s.survey is not None and not run.config.resume else ""
+    for note in run.notes:
+        bar.write(note)
     bar.write(f"temporal rule: {s.rule.mode}, {s.rule.describe()}" + (f" ({reason})" if reason else ""))
     bar.write(describe_validation(run, run.val_sample))
     if run.config.baseline:
