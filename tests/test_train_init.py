@@ -70,6 +70,8 @@ def test_init_with_the_same_classes_starts_from_identical_weights(tiny_checkpoin
     encoder = [k for k in last if k.split(".")[0] in ("patch_embeds", "layers", "norm")]
     assert encoder and all(torch.equal(last[k], start.state_dict[k]) for k in encoder)
     assert not torch.equal(last["seg_head.0.weight"], start.state_dict["seg_head.0.weight"])
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(h["step"], h["loss"] is None) for h in history] == [(0, True), (1, False), (2, False)]  # the start scored
     record = yaml.safe_load((out / "config.yaml").read_text())
     assert record["resolved"]["init"]["loaded"] == 330 and record["train"]["init_checkpoint"] == str(tiny_checkpoint)
     assert load_checkpoint(out / "best.pt").provenance["init"]["checkpoint"] == str(tiny_checkpoint)
@@ -152,6 +154,7 @@ def test_extending_a_run_replans_the_schedule(synth_dataset, tmp_path):
     extended = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), "--resume", "--iterations", "14",
                                    "--quiet"])
     assert extended.exit_code == 0, extended.output
+    assert "extending the run from 10 to 14 steps at step 10: learning rate re-planned for 14 steps" in extended.output
     last = load_checkpoint(run / "last.pt", with_training_state=True)
     assert last.training_state["step"] == 14 and last.training_state["config"]["iterations"] == 14
     assert load_checkpoint(run / "best.pt").build_model() is not None

@@ -9,6 +9,7 @@ its own seed and the RNG states travel in `last.pt`, so a resumed run ends with 
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ from slgt2_cli.train.runtime import (
     make_optimizer,
     mixed_precision,
     quiet_worker,
+    replan,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -175,7 +177,10 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
             scaler.load_state_dict(ts["scaler"])
         state = RunState.restored(ts)
         set_rng_state(ts["rng"])
-        notes += replan(config, resume, state.step, scheduler)
+        planned = int(((resume.training_state or {}).get("config") or {}).get("iterations", config.iterations))
+        if config.iterations != planned:
+            check_steps_ahead(config.iterations, resume.source or config.out / "last.pt", state.step)
+            notes.append(replan(scheduler, planned, config.iterations, state.step))
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if d.active else model
     weights = class_weights(config.class_weights, setup.class_counts)
@@ -185,21 +190,6 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
     run.notes = ([report.summary()] if report is not None else []) + notes
     run.val_sample = validation_sample(run)
     return run
-
-
-def replan(config: TrainConfig, resume: Checkpoint, step: int, scheduler: Any) -> list[str]:
-    """A resumed run given another number of steps: InputError unless it is above the current step; the
-    learning rate from this step on is what a run planned for that many steps has (docs/training.md)."""
-    planned = int(((resume.training_state or {}).get("config") or {}).get("iterations", config.iterations))
-    if config.iterations == planned:
-        return []
-    check_steps_ahead(config.iterations, resume.source or config.out / "last.pt", step)
-    for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
-        group["lr"] = base * scheduler.lr_lambdas[0](scheduler.last_epoch)
-    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
-    return [f"{'extending' if config.iterations > planned else 'shortening'} the run from {planned} to "
-            f"{config.iterations} steps at step {step}: learning rate re-planned for {config.iterations} steps, now "
-            f"{scheduler._last_lr[0]:.3g}"]
 
 
 def accumulation(config: TrainConfig, d: Dist) -> int:
@@ -314,7 +304,8 @@ def validate_and_save(run: Run, bar: Any) -> bool:
     metrics = compute_metrics(cm, run.setup.spec.classes) if cm is not None else None
     miou = metrics["miou"] if metrics and metrics["miou"] is not None else 0.0
     elapsed = time.perf_counter() - run.started
-    record = {"step": st.step, "loss": st.loss_sum / max(1, st.loss_n), "lr": run.scheduler.get_last_lr()[0],
+    loss = st.loss_sum / max(1, st.loss_n) if st.step else None  # step 0: a started run's model before training
+    record = {"step": st.step, "loss": loss, "lr": run.scheduler.get_last_lr()[0],
               "miou": metrics["miou"] if metrics else None, "mean_f1": metrics["mean_f1"] if metrics else None,
               "overall_accuracy": metrics["overall_accuracy"] if metrics else None,
               "seconds": elapsed, "samples_per_second": st.seen / max(elapsed, 1e-9),
@@ -331,10 +322,11 @@ def validate_and_save(run: Run, bar: Any) -> bool:
         save_checkpoint(make_checkpoint(run, "last", True), out / "last.pt")
         run.writer.log(st.history)
         run.writer.curves(st.history, run.baseline_miou)
-        bar.write(f"step {st.step}: loss {record['loss']:.4f}  val mIoU {miou:.4f}  "
+        bar.write(f"step {st.step}: loss {'—' if loss is None else f'{loss:.4f}'}  val mIoU {miou:.4f}  "
                   f"mF1 {record['mean_f1'] or 0:.4f}  (best {st.best:.4f} at {st.best_step}; "
                   f"validated in {record['val_seconds']:.1f} s)")
-        for warning in learning_warnings(loss=record["loss"], prior=prior_loss(run.setup.class_counts, run.weights),
+        for warning in learning_warnings(loss=math.nan if loss is None else loss,
+                                         prior=prior_loss(run.setup.class_counts, run.weights),
                                          step=st.step, warmup=run.config.warmup, iterations=run.config.iterations,
                                          cm=cm, classes=run.setup.spec.classes):
             bar.write(f"slgt2: warning: {warning}")
@@ -358,6 +350,8 @@ def run_steps(run: Run, bar: Any) -> bool:
     st = run.state
     if _due(run.config, st.step) and st.validated_step < st.step and not validate_and_save(run, bar):
         return False  # the resumed run's first job: the validation an interrupt cut short
+    if run.init is not None and st.step == 0 and not st.history and not validate_and_save(run, bar):
+        return False  # a started run scores its starting point: the curve's origin, and best.pt if never beaten
     run.net.train()
     for micro in _steps(make_loader(run), run):
         train_step(run, micro)
