@@ -169,3 +169,34 @@ def test_extending_a_run_replans_the_schedule(synth_dataset, tmp_path):
         assert refused.exit_code == 2, refused.output
         line = refused.stderr.strip()
         assert "\n" not in line and f"--iterations {n} is not above the run's current step 14" in line, line
+
+
+def test_the_documented_commands_run(tiny_checkpoint, tmp_path):
+    """docs/training.md's block of --init / --resume commands, on small data and a few steps each."""
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    block = text.split("<!-- commands: tests/test_train_init.py")[1].split("```bash\n")[1].split("```")[0]
+    data = {"data/events-a": _dataset(tmp_path / "a", TABLE.to_list()),
+            "data/event-b": _dataset(tmp_path / "b", TABLE.to_list(), seed=5),
+            "data/new-classes": _dataset(tmp_path / "c", NEW_CLASSES, seed=7),
+            "data/slovenia": write_mts12(tmp_path / "mts12", size=40, splits=("train", "val"), scaled=True)}
+    steps = {"300": "4", "200": "2", "50": "1"}
+    ran = 0
+    for line in block.splitlines():
+        argv = shlex.split(line, comments=True)
+        if not argv:
+            continue
+        if any(a.endswith(".pth") for a in argv) and not REFERENCE.exists():
+            continue
+        args = [str(data[a]) if a in data else str(REFERENCE) if a.endswith(".pth") else
+                str(tmp_path / a) if a.startswith("runs/") else steps.get(a, a) for a in argv[1:]]
+        if args[0] == "train":
+            args += FAST + ([] if "--iterations" in args else ["--iterations", "2"])
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, f"{line}\n{result.output}"
+        ran += 1
+    assert ran >= 5
+    assert load_checkpoint(tmp_path / "runs/b/last.pt", with_training_state=True).training_state["step"] == 4
+    assert load_checkpoint(tmp_path / "runs/c/best.pt").classes.to_list() == ClassTable.from_list(NEW_CLASSES).to_list()
+    assert "initialisation: started from" in result.output  # slgt2 info runs/b
