@@ -341,3 +341,27 @@ def _valid(values: np.ndarray, nodata: float | None) -> np.ndarray:
         valid &= values != nodata
     return valid
 
+
+
+# --- training (the engine of `slgt2 train`) ----------------------------------------------------------------------
+def train(dataset: str | os.PathLike[str], out: str | os.PathLike[str], *, config: str | os.PathLike[str] | None = None,
+          resume: bool = False, overwrite: bool = False, progress: bool = False, threads: int | None = None,
+          **options: Any) -> Any:
+    """Train (or fine-tune, or resume and extend) a run into ``out`` as ``slgt2 train`` does, with the same
+    configuration: ``config`` a YAML/TOML file, ``options`` configuration fields (``preset="tiny"``,
+    ``iterations=600``, ``init_checkpoint="runs/a/best.pt"``, ``freeze_encoder=50``, ``normalization="computed"``;
+    docs/configuration.md lists them). Returns the :class:`~slgt2_cli.train.loop.TrainResult` (``checkpoint``,
+    ``best_miou``, ``step``...); bad input raises :class:`InputError` with the message the command prints."""
+    from slgt2_cli.train.config import resolve_config
+    from slgt2_cli.train.loop import train as run_training
+
+    resolved = resolve_config(Path(dataset), Path(out), Path(config) if config is not None else None,
+                              resume=resume or None, overwrite=overwrite or None, progress=progress, **options)
+    if threads is not None:
+        from slgt2_cli.runtime import prepare_compute
+
+        prepare_compute(threads)
+    return run_training(resolved)
+
+
+__all__ += ["train"]

@@ -188,8 +188,8 @@ def _one_step(micro, average):
     torch.manual_seed(0)
     model = _TimeMean()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    run = SimpleNamespace(optimizer=optimizer, device=torch.device("cpu"), d=Dist(), net=model, amp_dtype=None,
-                          weights=None, config=SimpleNamespace(loss_average=average, out=Path(".")),
+    run = SimpleNamespace(optimizer=optimizer, device=torch.device("cpu"), d=Dist(), net=model, amp_dtype=None, frozen=False,
+                          weights=None, config=SimpleNamespace(loss_average=average, out=Path("."), freeze_encoder=0),
                           scaler=torch.amp.GradScaler("cuda", enabled=False), state=RunState(),
                           scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0))
     loss = train_step(run, micro)

@@ -88,7 +88,7 @@ def test_resume_takes_everything_from_the_run_directory_and_refuses_other_option
     assert cut.exit_code == 130, cut.output
     before = _files(run)
     for option, key in ((["--preset", "paper"], "preset"), (["--lr", "0.01"], "lr"), (["--seed", "2"], "seed"),
-                        (["--iterations", "8"], "iterations"), (["--no-augment"], "augment"),
+                        (["--iterations", "3"], "iterations"), (["--no-augment"], "augment"),
                         (["--overwrite"], "overwriting")):
         refused = runner.invoke(app, ["train", str(synth_dataset), "--out", str(run), "--resume", *option])
         assert refused.exit_code == 2, refused.output

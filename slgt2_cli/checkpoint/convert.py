@@ -22,7 +22,8 @@ from slgt2_cli.io.classes import ClassTable
 @dataclass
 class ConvertConfig:
     reference: Path
-    output: Path
+    output: Path | None = None
+    """Where :func:`convert_reference` writes (None: :func:`reference_checkpoint` only, in memory)."""
     reference_options: dict[str, Any] = field(default_factory=dict)
     """Reference backbone names: flag, embed_dims, depths, num_heads, wss_lst, dss_lst, topk_div, ..."""
     classes: Path | None = None
@@ -138,14 +139,27 @@ def model_units(settings: PipelineSettings, mean: list[float]) -> str:
 
 def convert_reference(config: ConvertConfig) -> Checkpoint:
     """Load, check and write; returns the native checkpoint."""
+    if not config.reference.exists():
+        raise MissingFileError("reference checkpoint not found", config.reference)
+    if config.output is None:
+        raise InputError("no output path for the converted checkpoint", config.reference)
+    check_distinct([("converted checkpoint", config.output)],
+                   [("reference checkpoint", config.reference), ("class table", config.classes)])
+    prepare_output(config.output, overwrite=config.overwrite)
+    ck = reference_checkpoint(config)
+    with terminate_as_interrupt("the checkpoint being written was removed"):
+        save_checkpoint(ck, config.output)
+    return ck
+
+
+def reference_checkpoint(config: ConvertConfig) -> Checkpoint:
+    """The native checkpoint of a reference file, in memory (read safely, its stored mmseg config parsed; what
+    :func:`convert_reference` writes and ``train --init`` starts from)."""
     from models import ReferenceCheckpointError
     from models.reference import build_reference_model, load_reference
 
     if not config.reference.exists():
         raise MissingFileError("reference checkpoint not found", config.reference)
-    check_distinct([("converted checkpoint", config.output)],
-                   [("reference checkpoint", config.reference), ("class table", config.classes)])
-    prepare_output(config.output, overwrite=config.overwrite)
     try:
         ref = load_reference(config.reference)
         settings = pipeline_settings(ref.config, ref.meta)
@@ -188,6 +202,5 @@ def convert_reference(config: ConvertConfig) -> Checkpoint:
                               mmseg_version=str(ref.meta.get("mmseg_version", "")),
                               iteration=ref.meta.get("iter") if isinstance(ref.meta.get("iter"), int) else None),
     )
-    with terminate_as_interrupt("the checkpoint being written was removed"):
-        save_checkpoint(ck, config.output)
+    ck.source = config.reference
     return ck

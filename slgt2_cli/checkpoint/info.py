@@ -105,8 +105,11 @@ def format_info(info: dict[str, Any]) -> str:
         f"inference:      tile {info['inference']['tile']} px, stride {info['inference']['stride']} px",
         f"classes ({len(info['classes'])}):",
         *[f"  {c['value']:>8}  {c['color']}  {c['name']}" for c in info["classes"]],
-        "provenance:     " + (", ".join(f"{k} {v}" for k, v in prov.items()) or "none recorded"),
+        "provenance:     " + (", ".join(f"{k} {v}" for k, v in prov.items() if k != "init") or "none recorded"),
     ]
+    init = prov.get("init")
+    if isinstance(init, dict) and init.get("summary"):
+        lines.append(f"initialisation: {init['summary']}")
     if info["training"]:
         tr = info["training"]
         best = f"{tr['best_miou']:.3f} at step {tr['best_step']}" if tr["best_miou"] is not None else "none yet"

@@ -108,3 +108,32 @@ PrecisionOpt = Annotated[
                  help="Network arithmetic: fp32, bf16 (CUDA; CPUs with AVX512-BF16/AMX) or auto (bf16 on CUDA, and on "
                       "bf16 CPUs for models of 10 M parameters or more (small, paper), else fp32)."),
 ]
+
+
+# --- starting from a trained model (train) ---------------------------------------------------------------------
+def _norm_sources() -> type[Enum]:
+    from slgt2_cli.train.config import NormSource
+
+    return NormSource
+
+
+InitOpt = Annotated[
+    Optional[Path],
+    typer.Option("--init", metavar="CHECKPOINT",
+                 help="Start from a trained model: a checkpoint, a run directory or a reference mmseg .pth (its "
+                      "architecture, temporal rule and statistics; matching tensors load; new classes: a new head).",
+                 show_default="none: from scratch"),
+]
+FreezeEncoderOpt = Annotated[
+    Optional[int],
+    typer.Option("--freeze-encoder", metavar="STEPS", min=0,
+                 help="Train only the decoder and head for the first STEPS steps, then everything (0: never).",
+                 show_default="0"),
+]
+NormOpt = Annotated[
+    Optional[_norm_sources()],  # type: ignore[valid-type]
+    typer.Option("--norm", case_sensitive=False,
+                 help="Normalisation statistics: checkpoint (the --init checkpoint's, when its units are the "
+                      "dataset's), computed (from the training stacks) or fixed (a seed dataset's published ones).",
+                 show_default="checkpoint with --init, else computed (--recipe reference: fixed)"),
+]

@@ -9,6 +9,9 @@ import typer
 
 from slgt2_cli.cli.options import (
     DeviceOpt,
+    FreezeEncoderOpt,
+    InitOpt,
+    NormOpt,
     OverwriteOpt,
     QuietOpt,
     ThreadsOpt,
@@ -54,8 +57,11 @@ def train(
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="The paper's augmentation (rescale 0.5-2, crop, flips).", show_default="augment")] = None,
     temporal_mode: Annotated[Optional[TemporalMode], typer.Option("--temporal-mode", case_sensitive=False, help="How dates become the model's frames: composite (by day of year over the season), order (date order, dates ignored: one or two dates, event mapping), pad or reference.", show_default="order for 1-3 dates or dates within a few days, composite for other dated stacks, pad without dates")] = None,
     units: UnitsOpt = None,
+    init_checkpoint: InitOpt = None,
+    freeze_encoder: FreezeEncoderOpt = None,
+    normalization: NormOpt = None,
     device: DeviceOpt = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt; with --iterations above its total, extend it.")] = False,
     seed: Annotated[Optional[int], seed_option("0, or the config file's")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -66,7 +72,9 @@ def train(
 
     Writes RUN_DIR/best.pt (best validation mIoU), last.pt (every validation and on Ctrl-C), metrics.jsonl,
     curves.png, best_confusion.png and config.yaml. Under torchrun it trains with DistributedDataParallel.
-    --resume takes the whole configuration from RUN_DIR; options given with it must agree with the run's.
+    --resume takes the whole configuration from RUN_DIR; options given with it must agree with the run's, but
+    --iterations may extend it (the learning rate is re-planned for the new total).
+    --init CHECKPOINT starts from a trained model (fine-tuning; new classes re-initialise the head).
     A diverging loss stops training with exit status 3.
 
     Defaults marked "preset" come from the preset's schedule (a --config file overrides them).
@@ -83,7 +91,8 @@ def train(
         dataset or Path("."), out or Path("."), config, preset=preset, recipe=recipe, iterations=iterations,
         batch_size=batch_size, patch_size=patch_size, lr=lr, val_every=val_every, val_pixels=val_pixels, baseline=baseline, augment=augment,
         class_weights=class_weights, workers=workers, seed=seed, units=as_value(units), temporal_mode=as_value(temporal_mode),
-        device=device if device != "auto" else None,
+        device=device if device != "auto" else None, init_checkpoint=init_checkpoint, freeze_encoder=freeze_encoder,
+        normalization=as_value(normalization),
         resume=resume or None, overwrite=overwrite or None, progress=False if quiet else None,
     )
     if print_config:

@@ -44,6 +44,7 @@ class LossAverage(str, Enum):
 class NormSource(str, Enum):
     COMPUTED = "computed"  # per-channel statistics of the training stacks
     FIXED = "fixed"  # the seed dataset's published mean/std (computed for other datasets)
+    CHECKPOINT = "checkpoint"  # the --init checkpoint's statistics when its units are the dataset's (else computed)
 
 
 class Flips(str, Enum):
@@ -169,6 +170,12 @@ class TrainConfig:
     """At most this many evenly spaced 256² windows per stack for the normalisation statistics."""
     model: Mapping[str, Any] = _f({})
     """Overrides of the preset's model arguments, e.g. {"topk_div": 2, "stcrb": false}."""
+    init_checkpoint: Path | None = _f(None)
+    """Start from this model: a native checkpoint, a run directory or a reference mmseg .pth; the architecture,
+    temporal rule and (normalization: checkpoint) statistics are its, matching tensors load, a new class table
+    re-initialises the head (docs/training.md)."""
+    freeze_encoder: int = _f(0, min=0)
+    """Train only the decoder and head for the first N steps, then everything (0: never)."""
 
     def settings(self) -> dict[str, Any]:
         """The configuration in plain types (the ``train`` section of config.yaml), without the invocation."""
@@ -182,6 +189,10 @@ PRESET_SCHEDULES: Mapping[str, Mapping[str, Any]] = {
     "small": dict(iterations=10000, batch_size=4, patch_size=128, lr=1e-3, val_every=1000, warmup=200),
     "tiny": dict(iterations=600, batch_size=8, patch_size=64, lr=3e-3, val_every=150, warmup=20),
 }
+
+# What a run that starts from a trained model (init_checkpoint) changes in its preset's schedule, unless given:
+# the learning rate is the preset's times lr_factor (measured in docs/training.md, "Starting from a trained model").
+FINE_TUNE: Mapping[str, Any] = dict(lr_factor=1.0, warmup=20)
 
 # What each recipe changes (docs/model.md has the table of differences and why slgt2's defaults differ).
 RECIPES: Mapping[Recipe, Mapping[str, Any]] = {
@@ -328,28 +339,61 @@ def resolve_config(dataset: Path, out: Path, config_file: Path | None = None, **
     given.update(coerce_settings({k: v for k, v in options.items() if v is not None}))
     if invocation.get("resume"):
         values = _resumed(Path(out), given, overwrite=invocation.get("overwrite", False))
+    elif given.get("init_checkpoint") is not None:
+        values = _started(given)
     else:
+        if given.get("normalization") is NormSource.CHECKPOINT:
+            raise InputError("normalization 'checkpoint' needs a checkpoint to start from ({init_checkpoint})",
+                             options=("init_checkpoint",))
         values = {**base_values(given.get("preset", default_preset(dataset)), given.get("recipe", Recipe.SLGT2)),
                   **given}
-        if "val_every" not in given:  # a short run validates (and writes best.pt) at least four times
-            values["val_every"] = max(1, min(values["val_every"], values["iterations"] // 4))
+    if not invocation.get("resume") and "val_every" not in given:  # a short run validates at least four times
+        values["val_every"] = max(1, min(values["val_every"], values["iterations"] // 4))
     _check_units(values.get("units"))
     return TrainConfig(dataset=Path(dataset), out=Path(out), **values, **invocation)
 
 
+def _started(given: Mapping[str, Any]) -> dict[str, Any]:
+    """A run from a trained model: the schedule of the checkpoint's preset (or the given one, which must be its
+    architecture), with the fine-tuning learning rate and warm-up, and the checkpoint's statistics."""
+    from slgt2_cli.train.warmstart import check_architecture, read_start, schedule_preset
+
+    start = read_start(given["init_checkpoint"])
+    check_architecture(start, given.get("preset"), given.get("model") or {})
+    preset = given.get("preset") or schedule_preset(start)
+    base = base_values(preset, given.get("recipe", Recipe.SLGT2))
+    tuned = {"lr": float(f"{base['lr'] * FINE_TUNE['lr_factor']:.3g}"), "warmup": FINE_TUNE["warmup"],
+             "normalization": NormSource.CHECKPOINT}
+    return {**base, **tuned, "preset": preset, **given}
+
+
 def _resumed(out: Path, given: Mapping[str, Any], overwrite: bool) -> dict[str, Any]:
-    """The run's own configuration; a given value that differs from it (other than device/workers) is refused."""
+    """The run's own configuration; a given value that differs from it (other than device/workers) is refused,
+    except ``iterations``, which extends (or re-plans) the run (checked against its step when last.pt loads)."""
     if overwrite:
         raise InputError("resuming a run and overwriting it cannot be combined", out)
     if not (out / "last.pt").exists():
         raise InputError("nothing to resume: no last.pt in the run directory", out)
     run = read_run_config(out)
+    if "iterations" in given:
+        check_steps_ahead(given["iterations"], out / "last.pt")
     for key, value in given.items():
-        if key not in MAY_CHANGE_ON_RESUME and value != run[key]:
+        if key not in MAY_CHANGE_ON_RESUME and key != "iterations" and value != run[key]:
             raise InputError(f"{key} {_show(value)} differs from the run's {_show(run[key])}; a resumed run keeps "
                              "the configuration it started with (train into another directory to change it)",
                              out / "config.yaml")
-    return {**run, **{k: v for k, v in given.items() if k in MAY_CHANGE_ON_RESUME}}
+    return {**run, **{k: v for k, v in given.items() if k in MAY_CHANGE_ON_RESUME or k == "iterations"}}
+
+
+def check_steps_ahead(iterations: int, last: Path, step: int | None = None) -> None:
+    """InputError unless ``iterations`` is above the step of the run whose last.pt is ``last``."""
+    if step is None:
+        from slgt2_cli.checkpoint.format import load_checkpoint
+
+        step = int((load_checkpoint(last, with_training_state=True).training_state or {}).get("step", 0))
+    if iterations <= step:
+        raise InputError(f"{{iterations}} {iterations} is not above the run's current step {step}: nothing to train "
+                         "(give more steps to extend it)", last, options=("iterations",))
 
 
 def _show(value: Any) -> str:

@@ -9,6 +9,7 @@ its own seed and the RNG states travel in `last.pt`, so a resumed run ends with 
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from slgt2_cli.errors import DivergedError, InputError, terminate_as_interrupt
 from slgt2_cli.io.classes import IGNORE_INDEX
 from slgt2_cli.progress import progress_bar
 from slgt2_cli.scoring.metrics import compute_metrics
-from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig
+from slgt2_cli.train.config import Flips, Result, ScaleSampling, TrainConfig, check_steps_ahead
 from slgt2_cli.train.curves import thin_losses
 from slgt2_cli.train.recipe import class_weights, cross_entropy, initialise, poly_lambda
 from slgt2_cli.train.run_dir import RunWriter
@@ -45,6 +46,7 @@ from slgt2_cli.train.runtime import (
     make_optimizer,
     mixed_precision,
     quiet_worker,
+    replan,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -60,6 +62,7 @@ from slgt2_cli.train.validation import (
     validate,
     validation_sample,
 )
+from slgt2_cli.train.warmstart import encoder_parameters, load_start
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,12 @@ class Run:
     """The per-pixel baseline's validation mIoU (None: not run)."""
     val_seconds: float = 0.0
     """Wall time spent validating in this process."""
+    init: dict[str, Any] | None = None
+    """What starting from a trained model did (``init_checkpoint``; a resumed run's from its last.pt)."""
+    notes: list[str] = field(default_factory=list)
+    """Lines printed when the run starts."""
+    frozen: bool = False
+    """The encoder is held still (``freeze_encoder``)."""
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -149,6 +158,7 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
     setup = prepare_run(config, resume)
     model = SLGT2Net(**setup.model_config)
     initialise(model, config.init)
+    report = load_start(model, setup.start, setup.spec.classes) if setup.start is not None else None
     model.to(device)
     if d.main:
         check_checkpoint_space(config.out, model)
@@ -157,7 +167,7 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
                                                                          config.warmup))
     amp_dtype, use_scaler = mixed_precision(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    state = RunState()
+    state, notes = RunState(), list(setup.notes)
     if resume is not None:
         ts = resume.training_state or {}
         model.load_state_dict(resume.state_dict)
@@ -167,11 +177,17 @@ def open_run(config: TrainConfig, d: Dist, device: torch.device) -> Run:
             scaler.load_state_dict(ts["scaler"])
         state = RunState.restored(ts)
         set_rng_state(ts["rng"])
+        planned = int(((resume.training_state or {}).get("config") or {}).get("iterations", config.iterations))
+        if config.iterations != planned:
+            check_steps_ahead(config.iterations, resume.source or config.out / "last.pt", state.step)
+            notes.append(replan(scheduler, planned, config.iterations, state.step))
     net = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if d.active else model
     weights = class_weights(config.class_weights, setup.class_counts)
     run = Run(config, setup, d, device, model, net, optimizer, scheduler, scaler, amp_dtype,
               weights.to(device) if weights is not None else None, accumulation(config, d), writer, state)
+    run.init = report.to_dict() if report is not None else (resume.provenance.get("init") if resume else None)
+    run.notes = ([report.summary()] if report is not None else []) + notes
     run.val_sample = validation_sample(run)
     return run
 
@@ -215,7 +231,8 @@ def make_checkpoint(run: Run, kind: str, with_state: bool) -> Checkpoint:
         classes=s.spec.classes, normalization=s.norm, temporal=s.rule, bands=list(s.bands), units=s.units,
         patch_size=c.patch_size, stride=s.stride, training_gsd_m=s.gsd,
         provenance=provenance(kind=kind, dataset=str(c.dataset), preset=c.preset, recipe=c.recipe.value,
-                              step=st.step, seed=c.seed, best_miou=st.best, best_step=st.best_step),
+                              step=st.step, seed=c.seed, best_miou=st.best, best_step=st.best_step,
+                              **({"init": run.init} if run.init else {})),
         training_state=ts,
     )
 
@@ -229,6 +246,7 @@ def _kept(run: Run) -> str:
 
 def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """One optimiser step over ``micro`` (the accumulated micro-batches); the step's mean loss."""
+    hold_encoder(run)
     run.optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for i, (x, y) in enumerate(micro):
@@ -246,6 +264,9 @@ def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> floa
                 loss = logits.sum() * 0.0  # a batch with no labelled pixel: no gradient, no harm
             run.scaler.scale(loss / len(micro)).backward()
         total += float(loss.detach()) / len(micro)
+    if run.frozen:  # under DDP the encoder still computes gradients (the reducer expects them): drop them
+        for p in encoder_parameters(run.model):
+            p.grad = None
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.scheduler.step()
@@ -254,6 +275,17 @@ def train_step(run: Run, micro: list[tuple[torch.Tensor, torch.Tensor]]) -> floa
     st.loss_sum, st.loss_n = st.loss_sum + total, st.loss_n + 1
     st.step_losses.append(total)
     return total
+
+
+def hold_encoder(run: Run) -> None:
+    """Hold the encoder still for the first ``freeze_encoder`` steps (AdamW leaves parameters without a gradient
+    alone: no update, no weight decay); on one process its gradients are not even computed."""
+    frozen = run.state.step < run.config.freeze_encoder
+    if frozen != run.frozen:
+        if not run.d.active:
+            for p in encoder_parameters(run.model):
+                p.requires_grad_(not frozen)
+        run.frozen = frozen
 
 
 def validate_and_save(run: Run, bar: Any) -> bool:
@@ -272,7 +304,8 @@ def validate_and_save(run: Run, bar: Any) -> bool:
     metrics = compute_metrics(cm, run.setup.spec.classes) if cm is not None else None
     miou = metrics["miou"] if metrics and metrics["miou"] is not None else 0.0
     elapsed = time.perf_counter() - run.started
-    record = {"step": st.step, "loss": st.loss_sum / max(1, st.loss_n), "lr": run.scheduler.get_last_lr()[0],
+    loss = st.loss_sum / max(1, st.loss_n) if st.step else None  # step 0: a started run's model before training
+    record = {"step": st.step, "loss": loss, "lr": run.scheduler.get_last_lr()[0],
               "miou": metrics["miou"] if metrics else None, "mean_f1": metrics["mean_f1"] if metrics else None,
               "overall_accuracy": metrics["overall_accuracy"] if metrics else None,
               "seconds": elapsed, "samples_per_second": st.seen / max(elapsed, 1e-9),
@@ -289,10 +322,11 @@ def validate_and_save(run: Run, bar: Any) -> bool:
         save_checkpoint(make_checkpoint(run, "last", True), out / "last.pt")
         run.writer.log(st.history)
         run.writer.curves(st.history, run.baseline_miou)
-        bar.write(f"step {st.step}: loss {record['loss']:.4f}  val mIoU {miou:.4f}  "
+        bar.write(f"step {st.step}: loss {'—' if loss is None else f'{loss:.4f}'}  val mIoU {miou:.4f}  "
                   f"mF1 {record['mean_f1'] or 0:.4f}  (best {st.best:.4f} at {st.best_step}; "
                   f"validated in {record['val_seconds']:.1f} s)")
-        for warning in learning_warnings(loss=record["loss"], prior=prior_loss(run.setup.class_counts, run.weights),
+        for warning in learning_warnings(loss=math.nan if loss is None else loss,
+                                         prior=prior_loss(run.setup.class_counts, run.weights),
                                          step=st.step, warmup=run.config.warmup, iterations=run.config.iterations,
                                          cm=cm, classes=run.setup.spec.classes):
             bar.write(f"slgt2: warning: {warning}")
@@ -316,6 +350,8 @@ def run_steps(run: Run, bar: Any) -> bool:
     st = run.state
     if _due(run.config, st.step) and st.validated_step < st.step and not validate_and_save(run, bar):
         return False  # the resumed run's first job: the validation an interrupt cut short
+    if run.init is not None and st.step == 0 and not st.history and not validate_and_save(run, bar):
+        return False  # a started run scores its starting point: the curve's origin, and best.pt if never beaten
     run.net.train()
     for micro in _steps(make_loader(run), run):
         train_step(run, micro)
@@ -371,7 +407,7 @@ def _train(config: TrainConfig, d: Dist, device: torch.device) -> TrainResult:
     run.writer.start(fresh=not config.resume)  # every check passed: from here on the run directory changes
     if d.main:
         run.setup.store_survey(config.out)
-    run.writer.write_config(config.settings(), run.setup.record())
+    run.writer.write_config(config.settings(), {**run.setup.record(), **({"init": run.init} if run.init else {})})
     run.writer.log(run.state.history)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -403,6 +439,8 @@ def _start_lines(run: Run, bar: Any) -> None:
     """Say how the run maps dates and validates, and fit (or read back) the per-pixel baseline."""
     s = run.setup
     reason = s.survey.rule_reason if s.survey is not None and not run.config.resume else ""
+    for note in run.notes:
+        bar.write(note)
     bar.write(f"temporal rule: {s.rule.mode}, {s.rule.describe()}" + (f" ({reason})" if reason else ""))
     bar.write(describe_validation(run, run.val_sample))
     if run.config.baseline:

@@ -97,6 +97,18 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, devic
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
+def replan(scheduler: torch.optim.lr_scheduler.LambdaLR, planned: int, iterations: int, step: int) -> str:
+    """Re-plan a resumed run's learning rate for ``iterations`` steps instead of ``planned``: from ``step`` on, the
+    rate is what a run planned for ``iterations`` steps has at that step (the scheduler already holds the new
+    plan's factor; the optimiser still holds the old plan's rate, set here). A line that says so."""
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base * factor
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    return (f"{'extending' if iterations > planned else 'shortening'} the run from {planned} to {iterations} steps "
+            f"at step {step}: learning rate re-planned for {iterations} steps, now {scheduler._last_lr[0]:.3g}")
+
+
 def mixed_precision(device: torch.device, mode: Amp) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, use a grad scaler)."""
     if device.type != "cuda" or mode is Amp.NO:

@@ -29,6 +29,7 @@ from slgt2_cli.data.temporal import TemporalRule
 from slgt2_cli.errors import InputError
 from slgt2_cli.io.pixelsize import training_gsd
 from slgt2_cli.train.config import NormSource, TrainConfig, scale_range_for
+from slgt2_cli.train.warmstart import StartPoint, check_bands, read_start, start_model_config
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class RunSetup:
     survey_settings: SurveySettings | None = None
     val_shapes: tuple[tuple[int, int], ...] = ()
     """(height, width) of each validation scene."""
+    start: StartPoint | None = None
+    """The trained model a fresh run starts from (``init_checkpoint``)."""
+    notes: tuple[str, ...] = ()
+    """Lines to print at the start of the run (how the start point's bands and statistics were taken)."""
 
     def store_survey(self, run_dir: Path) -> None:
         """Cache the survey in the run directory (once it exists) for ``--resume`` and ``evaluate``."""
@@ -101,26 +106,33 @@ def prepare_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunSet
     spec = open_dataset(config.dataset, val_fraction=config.val_fraction)
     train = tuple(BoundScene(s, config.units) for s in spec.scenes("train"))
     val = tuple(BoundScene(s, config.units) for s in spec.scenes("val"))
-    model_config = dict(resume.model_config) if resume else _model_config(config, 0, len(spec.classes))
+    start = read_start(config.init_checkpoint) if resume is None and config.init_checkpoint is not None else None
+    if resume:
+        model_config = dict(resume.model_config)
+    elif start:
+        model_config = start_model_config(start, config.model, len(spec.classes))
+    else:
+        model_config = _model_config(config, 0, len(spec.classes))
     settings = survey_settings(config, model_config["temporal_length"])
     survey = survey_dataset(spec, settings, cache_dir=config.out, workers=config.workers, progress=config.progress)
     bands, units = list(survey.bands), survey.units
-    if resume is None:
+    notes = [note for note in [check_bands(start, bands)] if note] if start else []
+    if resume is None and start is None:
         model_config["in_chans"] = len(bands)
-    rule = resume.temporal if resume else survey.rule
+    rule = resume.temporal if resume else _start_rule(config, start, train, len(bands)) or survey.rule
     val_shapes = tuple(check_scene(scene, rule, len(bands)) for scene in val)  # the survey checked the training scenes
     if val:
         check_labels(spec, "val")
     if resume is not None:
         norm = resume.normalization
     else:
-        norm = _normalization(config, spec.kind, survey.norm, units)
+        norm = _normalization(config, spec.kind, survey.norm, units, start, notes)
     setup = RunSetup(spec=spec, train=train, val=val, rule=rule, norm=norm, bands=tuple(bands), units=units,
                      model_config=model_config, scale_range=scale_range_for(config, spec.kind),
                      stride=config.val_stride or default_stride(config.patch_size),
                      gsd=resume.training_gsd_m if resume else _gsd(train), shapes=tuple(survey.shapes),
                      class_counts=tuple(survey.class_counts), survey=survey, survey_settings=settings,
-                     val_shapes=val_shapes)
+                     val_shapes=val_shapes, start=start, notes=tuple(notes))
     if resume is not None:
         check_same_data(setup, resume)
     return setup
@@ -159,8 +171,28 @@ def _model_config(config: TrainConfig, channels: int, num_classes: int) -> dict[
     return model_config
 
 
-def _normalization(config: TrainConfig, kind: str, surveyed: Normalization, units: str) -> Normalization:
-    """The recipe's fixed statistics for the seed datasets, else the survey's estimate."""
+def _start_rule(config: TrainConfig, start: StartPoint | None, train: tuple[BoundScene, ...], channels: int
+                ) -> TemporalRule | None:
+    """The temporal rule of the checkpoint a run starts from (None: the survey's, also when a mode is given),
+    checked on every training scene (the survey checked them under its own rule)."""
+    if start is None or config.temporal_mode is not None:
+        return None
+    rule = start.checkpoint.temporal
+    for scene in train:
+        check_scene(scene, rule, channels)
+    return rule
+
+
+def _normalization(config: TrainConfig, kind: str, surveyed: Normalization, units: str,
+                   start: StartPoint | None = None, notes: list[str] | None = None) -> Normalization:
+    """The start point's statistics (when its units are the dataset's), the recipe's fixed statistics for the
+    seed datasets, else the survey's estimate."""
+    if config.normalization is NormSource.CHECKPOINT and start is not None:
+        if start.checkpoint.units == units:
+            return start.checkpoint.normalization
+        if notes is not None:
+            notes.append(f"note: the checkpoint's normalisation is for {start.checkpoint.units} values, the dataset's "
+                         f"stacks hold {units}: normalising by the dataset's own statistics")
     if config.normalization is NormSource.FIXED:
         fixed = seed_normalization(kind, units)
         if fixed is not None:
