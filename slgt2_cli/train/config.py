@@ -375,13 +375,13 @@ def _resumed(out: Path, given: Mapping[str, Any], overwrite: bool) -> dict[str, 
     if not (out / "last.pt").exists():
         raise InputError("nothing to resume: no last.pt in the run directory", out)
     run = read_run_config(out)
-    if "iterations" in given:
-        check_steps_ahead(given["iterations"], out / "last.pt")
     for key, value in given.items():
         if key not in MAY_CHANGE_ON_RESUME and key != "iterations" and value != run[key]:
             raise InputError(f"{key} {_show(value)} differs from the run's {_show(run[key])}; a resumed run keeps "
                              "the configuration it started with (train into another directory to change it)",
                              out / "config.yaml")
+    if "iterations" in given:
+        check_steps_ahead(given["iterations"], out / "last.pt")
     return {**run, **{k: v for k, v in given.items() if k in MAY_CHANGE_ON_RESUME or k == "iterations"}}
 
 
