@@ -314,5 +314,7 @@ def test_remote_stacks_are_mapped_like_local_ones(tiny_checkpoint, scenes, serve
                                  "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     assert [s["status"] for s in _summary(out)["scenes"]] == ["done", "done"]
+    assert result.output.rstrip().splitlines()[-2:] == [f"wrote {out}  (2 maps made, 0 already there)",
+                                                         f"wrote {out / 'summary.json'}  (status, outputs and time per input)"]
     assert runner.invoke(app, ["predict", *CPU, str(tiny_checkpoint), str(local), str(tmp_path / "ref.tif")]).exit_code == 0
     np.testing.assert_array_equal(_pixels(out / "s1.tif"), _pixels(tmp_path / "ref.tif"))

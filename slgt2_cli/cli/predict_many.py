@@ -73,5 +73,8 @@ def predict_many(
                         scheduler_file=scheduler_file)
     summary = run(config, name_of=option_flag)
     typer.echo(summary.table())
+    from slgt2_cli.cli.written import say_written
+
+    say_written(summary.written())
     if not summary.ok:
         raise typer.Exit(EXIT_INPUT)

@@ -1,5 +1,5 @@
 """The closing lines of the commands that write files: ``wrote PATH  (what it is)``, one per file, the same form in
-``train``, ``predict``, ``evaluate`` and ``demo``."""
+``train``, ``predict``, ``predict-many``, ``evaluate`` and ``demo``."""
 
 from __future__ import annotations
 

@@ -74,5 +74,10 @@ class ManySummary:
             lines.append(f"failed: {r.error}" if named else f"failed: {r.stack}: {r.error}")
         if len(self.failed) > max_failures:
             lines.append(f"... and {len(self.failed) - max_failures} more failures (see {SUMMARY})")
-        lines.append(f"summary: {self.out_dir / SUMMARY}")
         return "\n".join(lines)
+
+    def written(self) -> list[tuple[Path, str]]:
+        """What the run wrote, for the commands' closing ``wrote PATH  (what)`` lines."""
+        done = self.count("done")
+        return [(Path(self.out_dir), f"{done} map{'s' if done != 1 else ''} made, {self.count('skipped')} already there"),
+                (Path(self.out_dir) / SUMMARY, "status, outputs and time per input")]
