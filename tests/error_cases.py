@@ -152,6 +152,14 @@ def build_world(root: Path) -> Path:
     shutil.copy(root / "ck.pt", root / "old_run" / "last.pt")
     (root / "a_file").write_text("")
     (root / "old_run" / "config.yaml").write_text("train:\n  preset: tiny\n  patch_size: 32\n  iterations: 2\n")
+    (root / "run_at_4").mkdir()  # a run at step 4 of 8, to extend
+    ck.training_state = {"step": 4}
+    save_checkpoint(ck, root / "run_at_4" / "last.pt")
+    ck.training_state = None
+    (root / "run_at_4" / "config.yaml").write_text("train:\n  preset: tiny\n  patch_size: 32\n  iterations: 8\n")
+    hh = Checkpoint(config, model.state_dict(), spec.classes, norm.to_dict(), rule.to_dict(), ["HH", "HV"], units, 64,
+                    57, provenance(kind="test"))
+    save_checkpoint(hh, root / "hh.pt")
     (root / "bad_config.yaml").write_text("preset: tiny\nworkers: -3\n")
     _build_safety_world(root, ds, labels, crs, transform)
     _build_brandenburg_trees(root)
@@ -330,6 +338,11 @@ CASES: list[Case] = [
     Case("resume_other_preset", "--resume with another preset than the run's",
          lambda w: [*T, str(w / "ds"), "--out", str(w / "old_run"), "--resume", "--preset", "paper"],
          "differs from the run's"),
+    Case("extend_not_ahead", "--resume --iterations at or below the run's current step",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "run_at_4"), "--resume"], "is not above the run's current step 4"),
+    Case("init_other_bands", "--init from a checkpoint trained on other bands (HH/HV for a VV/VH dataset)",
+         lambda w: [*T, str(w / "ds"), "--out", str(w / "run_init"), "--init", str(w / "hh.pt")],
+         "differ from the dataset's"),
     Case("resume_overwrite", "--resume together with --overwrite",
          lambda w: [*T, str(w / "ds"), "--out", str(w / "old_run"), "--resume", "--overwrite"], "cannot be combined"),
     Case("config_bad_value", "a config file with a value out of range",

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from slgt2_cli.checkpoint.format import Checkpoint, load_checkpoint
-from slgt2_cli.errors import InputError
+from slgt2_cli.errors import InputError, MissingFileError
 from slgt2_cli.io.classes import ClassTable
 from slgt2_cli.io.units import is_generic_name
 
@@ -62,7 +62,7 @@ def read_start(path: str | Path) -> StartPoint:
 
 def _checkpoint_file(path: Path) -> Path:
     if not path.exists():
-        raise InputError("checkpoint to start from not found", path)
+        raise MissingFileError("checkpoint to start from not found", path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
