@@ -44,7 +44,7 @@ def evaluate(
                      show_default="none (score PREDICTION LABELS)"),
     ] = None,
     dataset: Annotated[
-        Optional[Path], typer.Option("--dataset", help="Dataset directory (or seed .mat dataset) for --checkpoint.",
+        Optional[Path], typer.Option("--dataset", help="Dataset directory, or a seed .mat dataset as distributed (Brandenburg: --split selects through split/*.txt), for --checkpoint.",
                                      show_default="none")
     ] = None,
     split: Annotated[Split, typer.Option("--split", case_sensitive=False, help="Dataset split scored with --checkpoint.")] = Split.TEST,

@@ -39,7 +39,7 @@ def _recipe(name: str) -> str:
 
 
 def train(
-    dataset: Annotated[Optional[Path], typer.Argument(help="Dataset directory (classes.json, train/, val/, test/) or a seed .mat dataset.", show_default=False)] = None,
+    dataset: Annotated[Optional[Path], typer.Argument(help="Dataset directory (classes.json, train/, val/, test/) or a seed .mat dataset as distributed (MTS12 Slovenia; the Brandenburg tree with split/*.txt); `slgt2 info DATASET` shows what it holds.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory for checkpoints, logs and plots.", show_default="none: required unless --print-config")] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="Model preset: tiny, small, paper or paper-brandenburg; also picks the schedule.", show_default="paper (paper-brandenburg for the Brandenburg tree), or the config file's")] = None,
     recipe: Annotated[Optional[Recipe], typer.Option("--recipe", case_sensitive=False, help="Training procedure: slgt2 (ours) or reference (the paper's code: init, loss, augmentation, fixed normalisation, last checkpoint, batch 8).", show_default="slgt2, or the config file's")] = None,
