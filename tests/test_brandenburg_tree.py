@@ -116,3 +116,14 @@ def test_the_tree_defaults_to_the_papers_brandenburg_model(tree, tmp_path):
     assert resolve_config(tree, tmp_path / "run").preset == "paper-brandenburg"
     assert resolve_config(tree, tmp_path / "run", preset="tiny").preset == "tiny"
     assert resolve_config(tmp_path, tmp_path / "run").preset == "paper"
+
+
+def test_a_tree_with_two_image_folders_is_recognised_and_says_so(tree, tmp_path):
+    from slgt2_cli.train.config import resolve_config
+
+    (tree / "test_vv").mkdir()
+    assert resolve_config(tree, tmp_path / "run").preset == "paper-brandenburg"  # recognising it reads no folder
+    with pytest.raises(InputError, match="expected one image folder test_<bands> beside test_label, found: "
+                                         "test_vhvv, test_vv"):
+        open_dataset(tree).scenes("test")
+    assert [s.id for s in open_dataset(tree).scenes("val")] == ["VHVV_0005"]  # the other splits still read

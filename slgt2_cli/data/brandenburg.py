@@ -32,7 +32,10 @@ spelled as meant."""
 
 def is_distributed_tree(root: Path) -> bool:
     """A folder laid out as the Brandenburg tree is distributed: ``split/`` beside ``trainval_*`` or ``test_*``."""
-    return (root / "split").is_dir() and any(_folders(root, prefix) for prefix in ("trainval", "test"))
+    if not (root / "split").is_dir():
+        return False
+    return any((root / f"{prefix}_label").is_dir() or any(p.is_dir() for p in root.glob(f"{prefix}_*"))
+               for prefix in ("trainval", "test"))  # a tree with wrong folders is one: reading it says what is wrong
 
 
 def _folders(root: Path, prefix: str) -> tuple[Path, Path] | None:
